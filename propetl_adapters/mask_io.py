@@ -1,0 +1,125 @@
+"""The 1-bit mask file (``propetl_masks.bin``).
+
+Layout (all integers little-endian; documented in docs/mask_format.md):
+
+    bytes 0-7    magic b"PPTLMASK"
+    bytes 8-11   uint32 format version (1)
+    bytes 12-15  uint32 header length H
+    16 .. 16+H   header, UTF-8 JSON: adapter name, method, kept-count rule, bit order and one
+                 entry per mask {name, shape, density, kept, offset, nbytes}
+    payload      each mask flattened row-major, packed 8 entries per byte (least significant
+                 bit first), padded to a whole byte; entry offsets are relative to the payload
+    last 32      SHA-256 of every byte before it
+"""
+
+import hashlib
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
+
+import numpy as np
+import torch
+
+from .masks import KEPT_COUNT_RULE, kept_count
+
+MASK_FILE_NAME = "propetl_masks.bin"
+MAGIC = b"PPTLMASK"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<8sII")
+_DIGEST_BYTES = 32
+
+
+class MaskFileError(ValueError):
+    """A mask file that is unreadable, corrupted or inconsistent with what it claims."""
+
+
+@dataclass
+class MaskFile:
+    header: dict
+    masks: Dict[str, torch.Tensor]  # name -> bool tensor
+
+    @property
+    def entries(self) -> List[dict]:
+        return self.header["entries"]
+
+
+def pack_mask(mask: torch.Tensor) -> bytes:
+    bits = mask.detach().to("cpu").flatten().numpy().astype(bool)
+    return np.packbits(bits, bitorder="little").tobytes()
+
+
+def unpack_mask(data: bytes, shape: Tuple[int, ...]) -> torch.Tensor:
+    numel = math.prod(shape)
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little", count=numel)
+    return torch.from_numpy(bits.astype(bool)).view(*shape)
+
+
+def atomic_write_bytes(path: str, data: bytes):
+    """Write to a temporary file then rename, so a crash never leaves a half-written file."""
+    tmp_path = f"{path}.tmp-{os.getpid()}"
+    with open(tmp_path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp_path, path)
+
+
+def encode_mask_file(metadata: dict, masks: List[Tuple[str, torch.Tensor, float]]) -> bytes:
+    """Serialise (name, 0/1 mask, density) triples; ``metadata`` goes into the header as is."""
+    entries, payload = [], bytearray()
+    for name, mask, density in masks:
+        packed = pack_mask(mask)
+        entries.append({"name": name, "shape": list(mask.shape), "density": density,
+                        "kept": int(mask.sum().item()), "offset": len(payload), "nbytes": len(packed)})
+        payload += packed
+    header = dict(metadata, kept_count_rule=KEPT_COUNT_RULE, bit_order="little", entries=entries)
+    header_bytes = json.dumps(header, sort_keys=True).encode("utf-8")
+    body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)) + header_bytes + bytes(payload)
+    return body + hashlib.sha256(body).digest()
+
+
+def write_mask_file(path: str, metadata: dict, masks: List[Tuple[str, torch.Tensor, float]]):
+    atomic_write_bytes(path, encode_mask_file(metadata, masks))
+
+
+def read_mask_file(path: str) -> MaskFile:
+    """Read and fully verify a mask file (checksum, layout, and every entry's kept count)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise MaskFileError(f"{path}: mask file not found (a ProPETL adapter folder needs {MASK_FILE_NAME}).")
+    if len(data) < _PREFIX.size + _DIGEST_BYTES:
+        raise MaskFileError(f"{path}: file is {len(data)} bytes, too short for a mask file (truncated?).")
+    magic, version, header_len = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise MaskFileError(f"{path}: not a ProPETL mask file (magic {magic!r}, expected {MAGIC!r}).")
+    if version != FORMAT_VERSION:
+        raise MaskFileError(f"{path}: mask format version {version}, this library reads version {FORMAT_VERSION}.")
+    body, digest = data[:-_DIGEST_BYTES], data[-_DIGEST_BYTES:]
+    if hashlib.sha256(body).digest() != digest:
+        raise MaskFileError(f"{path}: SHA-256 checksum mismatch; the file is truncated or corrupted.")
+    try:
+        header = json.loads(body[_PREFIX.size:_PREFIX.size + header_len].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise MaskFileError(f"{path}: unreadable header ({err}).")
+    payload = body[_PREFIX.size + header_len:]
+    masks = {}
+    for entry in header.get("entries", []):
+        shape = tuple(entry["shape"])
+        numel = math.prod(shape)
+        chunk = payload[entry["offset"]:entry["offset"] + entry["nbytes"]]
+        if entry["nbytes"] != (numel + 7) // 8 or len(chunk) != entry["nbytes"]:
+            raise MaskFileError(f"{path}: entry '{entry['name']}' claims {entry['nbytes']} bytes for shape "
+                                f"{list(shape)}; expected {(numel + 7) // 8}.")
+        mask = unpack_mask(chunk, shape)
+        kept = int(mask.sum().item())
+        expected = kept_count(entry["density"], numel, entry["name"])
+        if kept != entry["kept"] or kept != expected:
+            raise MaskFileError(f"{path}: entry '{entry['name']}' keeps {kept} entries (header says {entry['kept']}), "
+                                f"but density {entry['density']} means {expected} ({KEPT_COUNT_RULE}).")
+        masks[entry["name"]] = mask
+    return MaskFile(header=header, masks=masks)

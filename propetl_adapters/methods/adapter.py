@@ -1,0 +1,73 @@
+"""ProAdapter: a Pfeiffer bottleneck whose W_down and W_up come from the shared prototype, masked per layer."""
+
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from adapters.methods.modeling import Adapter
+from torch import nn
+
+from ..configuration import ProAdapterConfig
+from ..masks import TensorMask, mask_mode
+from ..prototype import PrototypeSource, attach_source, pending_prototype
+
+
+class MaskedLinear(nn.Module):
+    """``x (W ⊙ m)^T + b``: W and b come from the prototype, m is this layer's mask; the bias is never masked."""
+
+    def __init__(self, source: PrototypeSource, key: str, mask: TensorMask):
+        super().__init__()
+        attach_source(self, source)
+        self.key = key
+        self.mask = mask
+
+    def effective_weight_and_bias(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        prototype = self.prototype_source.get()
+        return self.mask.apply_to(prototype[f"{self.key}_weight"]), prototype[f"{self.key}_bias"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.effective_weight_and_bias()
+        return F.linear(x, weight, bias)
+
+
+class ProAdapter(Adapter):
+    """A sequential bottleneck adapter whose projections are masked views of the prototype.
+
+    ``Adapter.__init__`` builds and initialises this layer's linears (following the config's
+    ``init_weights``); the first layer's pair becomes the prototype, the rest are dropped.
+    ``Adapter.forward`` runs unchanged on the masked projections.
+    """
+
+    def __init__(self, adapter_name: str, input_size: int, down_sample: int, config: ProAdapterConfig,
+                 adapters_config, layer_idx: int):
+        super().__init__(adapter_name, input_size, down_sample, config)
+        down_position, down_linear = next((i, m) for i, m in enumerate(self.adapter_down) if isinstance(m, nn.Linear))
+        up_linear = self.adapter_up
+
+        def this_layers_pair() -> nn.ParameterDict:
+            return nn.ParameterDict({
+                "down_weight": down_linear.weight, "down_bias": down_linear.bias,
+                "up_weight": up_linear.weight, "up_bias": up_linear.bias,
+            })
+
+        if config.shared:
+            prototype = pending_prototype(adapters_config, adapter_name, this_layers_pair)
+            if prototype["down_weight"].shape != down_linear.weight.shape:
+                raise ValueError(f"ProAdapter '{adapter_name}': layer {layer_idx} needs a bottleneck of shape "
+                                 f"{tuple(down_linear.weight.shape)} but the shared prototype has "
+                                 f"{tuple(prototype['down_weight'].shape)}; all layers must share one geometry.")
+        else:
+            prototype = self.unshared_prototype = this_layers_pair()
+        source = PrototypeSource(adapter_name, prototype, config.shared)
+        mode = mask_mode(config)
+        where = f"adapter '{adapter_name}' layer {layer_idx}"
+        masked_down = MaskedLinear(source, "down", TensorMask(tuple(down_linear.weight.shape), config.density, mode,
+                                                              f"W_down of {where}"))
+        modules = list(self.adapter_down)
+        modules[down_position] = masked_down
+        self.adapter_down = nn.Sequential(*modules)
+        self.adapter_up = MaskedLinear(source, "up", TensorMask(tuple(up_linear.weight.shape), config.density, mode,
+                                                                f"W_up of {where}"))
+
+    def masked_linears(self):
+        return [m for m in self.adapter_down if isinstance(m, MaskedLinear)] + [self.adapter_up]

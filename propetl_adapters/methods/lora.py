@@ -1,0 +1,74 @@
+"""ProLoRA: one (A, B) pair per adapted attention matrix, shared by all layers and masked per layer."""
+
+import math
+
+import torch
+from adapters.methods.lora import LoRA
+from torch import nn
+
+from ..configuration import ProLoRAConfig
+from ..masks import TensorMask, mask_mode
+from ..prototype import PrototypeSource, attach_source, pending_prototype
+
+
+def _new_lora_pair(matrix_key: str, lora_A_shape, lora_B_shape, config: ProLoRAConfig) -> dict:
+    lora_A = torch.empty(lora_A_shape)
+    lora_B = torch.empty(lora_B_shape)
+    if config.init_weights == "lora":
+        nn.init.kaiming_uniform_(lora_A, a=math.sqrt(5))
+        nn.init.zeros_(lora_B)
+    elif config.init_weights == "bert":
+        nn.init.normal_(lora_A, std=0.02)
+        nn.init.normal_(lora_B, std=0.02)
+    else:
+        raise ValueError(f"ProLoRAConfig.init_weights must be 'lora' or 'bert', got {config.init_weights!r}.")
+    return {f"{matrix_key}_lora_A": nn.Parameter(lora_A), f"{matrix_key}_lora_B": nn.Parameter(lora_B)}
+
+
+class ProLoRA(LoRA):
+    """A LoRA module whose ``lora_A`` / ``lora_B`` are masked views of the prototype.
+
+    ``LoRA.forward``, ``delta_w`` and AdapterHub's ``merge_adapter`` read ``self.lora_A`` and
+    ``self.lora_B``; here they are properties, so all of them see the masked matrices.
+    ``LoRA.__init__`` is not called because it would register per-layer A and B.
+    """
+
+    def __init__(self, lora_A_shape, lora_B_shape, config: ProLoRAConfig, matrix_key: str, adapters_config,
+                 adapter_name: str, layer_idx: int):
+        nn.Module.__init__(self)
+        self.r = config.r
+        self.lora_alpha = config.alpha
+        self.scaling = self.lora_alpha / self.r
+        self.composition_mode = config.composition_mode
+        self.attn_matrices = config.attn_matrices
+        self.use_gating = False
+        self.use_dora = False
+        self.name = adapter_name
+        self.dtype = None
+        self.matrix_key = matrix_key
+        self.lora_dropout = nn.Dropout(p=config.dropout) if config.dropout > 0.0 else nn.Identity()
+
+        if config.shared:
+            prototype = pending_prototype(adapters_config, adapter_name, nn.ParameterDict)
+            if f"{matrix_key}_lora_A" not in prototype:
+                prototype.update(_new_lora_pair(matrix_key, lora_A_shape, lora_B_shape, config))
+            if tuple(prototype[f"{matrix_key}_lora_A"].shape) != tuple(lora_A_shape):
+                raise ValueError(f"ProLoRA '{adapter_name}': layer {layer_idx} ({matrix_key}) needs A of shape "
+                                 f"{tuple(lora_A_shape)} but the shared prototype has "
+                                 f"{tuple(prototype[f'{matrix_key}_lora_A'].shape)}.")
+        else:
+            prototype = self.unshared_prototype = nn.ParameterDict(
+                _new_lora_pair(matrix_key, lora_A_shape, lora_B_shape, config))
+        attach_source(self, PrototypeSource(adapter_name, prototype, config.shared))
+        mode = mask_mode(config)
+        where = f"LoRA '{adapter_name}' layer {layer_idx} ({matrix_key})"
+        self.mask_A = TensorMask(tuple(lora_A_shape), config.density, mode, f"A of {where}")
+        self.mask_B = TensorMask(tuple(lora_B_shape), config.density, mode, f"B of {where}")
+
+    @property
+    def lora_A(self) -> torch.Tensor:
+        return self.mask_A.apply_to(self.prototype_source.get()[f"{self.matrix_key}_lora_A"])
+
+    @property
+    def lora_B(self) -> torch.Tensor:
+        return self.mask_B.apply_to(self.prototype_source.get()[f"{self.matrix_key}_lora_B"])

@@ -1,0 +1,275 @@
+"""Saving and loading ProPETL adapters through ``model.save_adapter`` / ``model.load_adapter``.
+
+An exported adapter folder holds ``adapter_config.json``, the prototype weights (torch or
+safetensors format, as the caller chooses) and ``propetl_masks.bin`` (1 bit per mask entry).
+Float scores are not exported. Inside a ``training_checkpoint()`` block (AdapterTrainer
+checkpoints) the weights file also keeps the float scores and the un-ejected prefix MLP,
+so training resumes exactly.
+
+Weights are keyed by their path below ``model.base_model`` and each tensor is written once,
+even where AdapterHub registers a module under several paths (the prefix pool).
+"""
+
+import contextlib
+import contextvars
+import json
+import os
+from os.path import isdir, join
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from adapters.configuration import AdapterConfig, build_full_config
+from adapters.utils import CONFIG_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME, resolve_adapter_path
+from safetensors.torch import load_file as load_safetensors
+from safetensors.torch import save as safetensors_bytes
+
+from .configuration import ProPrefixConfig, is_propetl_config
+from .mask_io import MASK_FILE_NAME, MaskFileError, atomic_write_bytes, read_mask_file, write_mask_file
+from .masks import TensorMask
+from .methods.prefix import FLAT_KEY, ProPrefixGroup, generate_pairs
+
+_keep_training_state = contextvars.ContextVar("propetl_keep_training_state", default=False)
+
+
+@contextlib.contextmanager
+def training_checkpoint():
+    """Within this block ``save_adapter`` also writes float scores and the un-ejected prototype."""
+    token = _keep_training_state.set(True)
+    try:
+        yield
+    finally:
+        _keep_training_state.reset(token)
+
+
+def _belongs_to(adapter_name: str, path: str) -> bool:
+    dotted = f".{path}."
+    return any(f".{kind}.{adapter_name}." in dotted for kind in
+               ("adapters", "loras", "prefix_tunings", "shared_parameters"))
+
+
+def canonical_named_modules(root: torch.nn.Module) -> Dict[str, torch.nn.Module]:
+    """Each module once, under its shortest path (AdapterHub registers the prefix pool under every layer)."""
+    best: Dict[int, Tuple[str, torch.nn.Module]] = {}
+    for path, module in root.named_modules(remove_duplicate=False):
+        if id(module) not in best or len(path) < len(best[id(module)][0]):
+            best[id(module)] = (path, module)
+    return {path: module for path, module in best.values()}
+
+
+def adapter_tensors(model, adapter_name: str) -> Dict[str, torch.Tensor]:
+    """Every parameter and buffer of one adapter, keyed by its canonical path below base_model."""
+    tensors = {}
+    for module_path, module in canonical_named_modules(model.base_model).items():
+        for name, tensor in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
+            path = f"{module_path}.{name}" if module_path else name
+            if _belongs_to(adapter_name, path):
+                tensors[path] = tensor
+    return tensors
+
+
+def adapter_masks(model, adapter_name: str) -> Dict[str, TensorMask]:
+    """The learned masks of one adapter, keyed by canonical module path (the mask file's entry names)."""
+    return {path: module for path, module in canonical_named_modules(model.base_model).items()
+            if isinstance(module, TensorMask) and module.learned and _belongs_to(adapter_name, path)}
+
+
+def prefix_groups(model, adapter_name: str) -> Dict[str, ProPrefixGroup]:
+    return {path: module for path, module in canonical_named_modules(model.base_model).items()
+            if isinstance(module, ProPrefixGroup) and _belongs_to(adapter_name, path)}
+
+
+def _prototype_prefix(adapter_name: str, group_path: str, config) -> str:
+    return f"shared_parameters.{adapter_name}." if config.shared else f"{group_path}.unshared_prototype."
+
+
+def export_state(model, adapter_name: str, keep_training_state: bool = False) -> Tuple[Dict[str, torch.Tensor], dict]:
+    """The tensors and config that represent a ProPETL adapter on disk."""
+    config = model.adapters_config.get(adapter_name)
+    tensors = adapter_tensors(model, adapter_name)
+    if not keep_training_state:
+        score_paths = {f"{path}.scores" for path in adapter_masks(model, adapter_name)}
+        tensors = {k: v for k, v in tensors.items() if k not in score_paths}
+        if isinstance(config, ProPrefixConfig) and not config.flat:
+            # Store the generated pairs, not the MLP that generates them (what BLS counts).
+            for group_path, group in prefix_groups(model, adapter_name).items():
+                prefix = _prototype_prefix(adapter_name, group_path, config)
+                with torch.no_grad():
+                    pairs = generate_pairs(group.prototype_source.get(), config).detach().clone()
+                tensors = {k: v for k, v in tensors.items() if not k.startswith(prefix)}
+                tensors[prefix + FLAT_KEY] = pairs
+            config = config.replace(flat=True)
+    return {k: v.detach().contiguous() for k, v in tensors.items()}, config
+
+
+def save_propetl_adapter(loader, save_directory: str, adapter_name: str, meta_dict: Optional[dict] = None):
+    """Body of the patched ``AdapterLoader.save`` for ProPETL configs."""
+    model = loader.model
+    if adapter_name not in model.adapters_config.adapters:
+        raise ValueError(f"No adapter named '{adapter_name}' in this model "
+                         f"(adapters: {sorted(model.adapters_config.adapters)}).")
+    os.makedirs(save_directory, exist_ok=True)
+    model.apply_to_adapter_layers(lambda _, layer: layer.pre_save_adapters())
+    keep = _keep_training_state.get()
+    tensors, config = export_state(model, adapter_name, keep_training_state=keep)
+    helper = loader.weights_helper
+    if helper.use_safetensors:
+        atomic_write_bytes(join(save_directory, SAFE_WEIGHTS_NAME), safetensors_bytes(tensors))
+    else:
+        tmp_path = join(save_directory, WEIGHTS_NAME + f".tmp-{os.getpid()}")
+        torch.save(tensors, tmp_path)
+        os.replace(tmp_path, join(save_directory, WEIGHTS_NAME))
+    masks = adapter_masks(model, adapter_name)
+    if masks:
+        write_mask_file(join(save_directory, MASK_FILE_NAME),
+                        {"adapter": adapter_name, "method": config.propetl_method, "training_state": keep},
+                        [(path, mask.binary(), mask.density) for path, mask in masks.items()])
+    config_dict = build_full_config(config, model.config, model_name=model.model_name, name=adapter_name,
+                                    model_class=model.__class__.__name__)
+    if meta_dict:
+        config_dict.update({k: v for k, v in meta_dict.items() if k not in config_dict})
+    atomic_write_bytes(join(save_directory, CONFIG_NAME), json.dumps(config_dict, indent=2, sort_keys=True).encode())
+
+
+def read_saved_config(folder: str) -> Optional[dict]:
+    path = join(folder, CONFIG_NAME)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def is_propetl_folder(folder: str) -> bool:
+    saved = read_saved_config(folder) if isdir(folder) else None
+    return bool(saved and isinstance(saved.get("config"), dict) and saved["config"].get("propetl_method"))
+
+
+def _read_weights(folder: str, use_safetensors: bool) -> Dict[str, torch.Tensor]:
+    safe_path, torch_path = join(folder, SAFE_WEIGHTS_NAME), join(folder, WEIGHTS_NAME)
+    candidates = [safe_path, torch_path] if use_safetensors else [torch_path, safe_path]
+    for path in candidates:
+        if os.path.isfile(path):
+            try:
+                if path == safe_path:
+                    return load_safetensors(path, device="cpu")
+                return torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as err:
+                raise OSError(f"{path}: cannot read the prototype weights ({err}).") from err
+    raise FileNotFoundError(f"{folder}: no weights file ({WEIGHTS_NAME} or {SAFE_WEIGHTS_NAME}).")
+
+
+def _rename(key: str, old: str, new: str) -> str:
+    if old == new:
+        return key
+    for kind in ("adapters", "loras", "prefix_tunings", "shared_parameters"):
+        key = ("." + key).replace(f".{kind}.{old}.", f".{kind}.{new}.")[1:]
+    return key
+
+
+def _check_mask_header(mask_file, config, folder: str):
+    header = mask_file.header
+    if header.get("method") != config.propetl_method:
+        raise MaskFileError(f"{folder}/{MASK_FILE_NAME}: masks of a '{header.get('method')}' adapter, but "
+                            f"adapter_config.json says '{config.propetl_method}'.")
+    wrong = [e for e in mask_file.entries if e["density"] != config.density]
+    if wrong:
+        raise MaskFileError(f"{folder}/{MASK_FILE_NAME}: entry '{wrong[0]['name']}' was saved with density "
+                            f"{wrong[0]['density']} (kept {wrong[0]['kept']}), but adapter_config.json has "
+                            f"density={config.density}.")
+
+
+def _install(model, adapter_name: str, tensors: Dict[str, torch.Tensor], mask_file, folder: str):
+    """Copy saved tensors and masks into the model's adapter; raises before partial state is visible to callers."""
+    targets = adapter_tensors(model, adapter_name)
+    masks = adapter_masks(model, adapter_name)
+    score_paths = {f"{path}.scores" for path in masks}
+    for key, value in tensors.items():
+        if key not in targets:
+            raise ValueError(f"{folder}: weights file has tensor '{key}', which this model's adapter "
+                             f"'{adapter_name}' does not have (is it the same model architecture and config?).")
+        if tuple(targets[key].shape) != tuple(value.shape):
+            raise ValueError(f"{folder}: tensor '{key}' has shape {tuple(value.shape)}, the model expects "
+                             f"{tuple(targets[key].shape)}.")
+    missing = [k for k in targets if k not in tensors and k not in score_paths]
+    if missing:
+        raise ValueError(f"{folder}: weights file lacks {len(missing)} tensor(s) of adapter '{adapter_name}', "
+                         f"e.g. '{missing[0]}'.")
+    has_scores = any(k in tensors for k in score_paths)
+    if masks:
+        saved_names, model_names = set(mask_file.masks), set(masks)
+        if saved_names != model_names:
+            extra, lacking = sorted(saved_names - model_names), sorted(model_names - saved_names)
+            raise MaskFileError(
+                f"{folder}/{MASK_FILE_NAME}: holds {len(saved_names)} masks, the model's adapter '{adapter_name}' "
+                f"has {len(model_names)}" + (f"; not in the model: '{extra[0]}'" if extra else "")
+                + (f"; missing from the file: '{lacking[0]}'" if lacking else "") + ".")
+        for path, mask in masks.items():
+            saved = mask_file.masks[path]
+            if tuple(saved.shape) != mask.shape or int(saved.sum()) != mask.kept:
+                raise MaskFileError(f"{folder}/{MASK_FILE_NAME}: mask '{path}' has shape {tuple(saved.shape)} and "
+                                    f"keeps {int(saved.sum())}; the model expects shape {mask.shape} keeping "
+                                    f"{mask.kept}.")
+    with torch.no_grad():
+        for key, value in tensors.items():
+            targets[key].copy_(value)
+        for path, mask in masks.items():
+            if not has_scores:
+                mask.load_binary(mask_file.masks[path])
+            elif not torch.equal(mask.binary().bool(), mask_file.masks[path]):
+                raise MaskFileError(f"{folder}/{MASK_FILE_NAME}: mask '{path}' disagrees with the saved scores.")
+
+
+def load_propetl_adapter(loader, folder: str, requested_config=None, load_as: Optional[str] = None,
+                         set_active: bool = False, loading_info=None) -> Tuple[str, str]:
+    """Body of the patched ``AdapterLoader.load`` for ProPETL folders. The model is unchanged if it raises."""
+    model = loader.model
+    saved = read_saved_config(folder)
+    config = AdapterConfig.load(saved["config"])
+    if requested_config is not None and AdapterConfig.load(requested_config).to_dict().get("propetl_method") \
+            != config.propetl_method:
+        raise ValueError(f"{folder} holds a '{config.propetl_method}' adapter; it cannot be loaded with config "
+                         f"{requested_config!r}.")
+    saved_name = saved["name"]
+    adapter_name = load_as or saved_name
+    existing = model.adapters_config.get(adapter_name) if adapter_name in model.adapters_config.adapters else None
+    if existing is not None and getattr(existing, "propetl_method", None) != config.propetl_method:
+        kind = getattr(existing, "propetl_method", None) or type(existing).__name__
+        raise ValueError(f"{folder} holds a '{config.propetl_method}' adapter, but adapter '{adapter_name}' in the "
+                         f"model is a '{kind}'; load it under another name (load_as=...).")
+    mask_file = None
+    if config.masked and not config.random_mask:
+        mask_file = read_mask_file(join(folder, MASK_FILE_NAME))
+        _check_mask_header(mask_file, config, folder)
+        mask_file.masks = {_rename(k, saved_name, adapter_name): v for k, v in mask_file.masks.items()}
+    tensors = {_rename(k, saved_name, adapter_name): v
+               for k, v in _read_weights(folder, loader.weights_helper.use_safetensors).items()}
+
+    added = existing is None
+    snapshot = None
+    if added:
+        model.add_adapter(adapter_name, config=config)
+    else:
+        snapshot = {k: v.detach().clone() for k, v in adapter_tensors(model, adapter_name).items()}
+    try:
+        _install(model, adapter_name, tensors, mask_file, folder)
+    except Exception:
+        if added:
+            model.delete_adapter(adapter_name)
+        else:
+            with torch.no_grad():
+                for key, tensor in adapter_tensors(model, adapter_name).items():
+                    tensor.copy_(snapshot[key])
+        raise
+    if set_active:
+        model.set_active_adapters(adapter_name)
+    if isinstance(loading_info, dict):
+        loading_info.setdefault("missing_keys", [])
+        loading_info.setdefault("unexpected_keys", [])
+    return folder, adapter_name
+
+
+def resolve_folder(loader, adapter_name_or_path: str, requested_config=None, version=None, **kwargs) -> str:
+    if isdir(adapter_name_or_path):
+        return adapter_name_or_path
+    return resolve_adapter_path(adapter_name_or_path, loader.model.model_name,
+                                adapter_config=AdapterConfig.load(requested_config) if requested_config else None,
+                                version=version, **kwargs)
