@@ -85,7 +85,9 @@ def load_text_files(
 def _read_records(path: Path, wanted: list[str]) -> list[_Record]:
     """Read all records of ``path``; check that each has the ``wanted`` columns."""
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise GlueDataError(f"{path}: unsupported file type '{path.suffix}'; expected one of {list(SUPPORTED_SUFFIXES)}")
+        raise GlueDataError(
+            f"{path}: unsupported file type '{path.suffix}'; expected one of {list(SUPPORTED_SUFFIXES)}"
+        )
     if not path.is_file():
         raise GlueDataError(f"{path}: file not found")
     with path.open(encoding="utf-8-sig", newline="") as handle:
@@ -146,7 +148,9 @@ def _json_records(path: Path, text: str) -> list[_Record]:
             try:
                 located.append((f"line {number}", json.loads(line)))
             except json.JSONDecodeError as exc:
-                raise GlueDataError(f"{path}, line {number}: invalid JSON ({exc.msg}); expected one JSON object per line") from exc
+                raise GlueDataError(
+                    f"{path}, line {number}: invalid JSON ({exc.msg}); expected one JSON object per line"
+                ) from exc
     for where, item in located:
         if not isinstance(item, dict):
             raise GlueDataError(f"{path}, {where}: found a JSON {type(item).__name__}; expected an object")

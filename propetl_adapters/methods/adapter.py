@@ -59,6 +59,7 @@ class ProAdapter(Adapter):
         else:
             prototype = self.unshared_prototype = this_layers_pair()
         source = PrototypeSource(adapter_name, prototype, config.shared)
+        attach_source(self, source)
         mode = mask_mode(config)
         where = f"adapter '{adapter_name}' layer {layer_idx}"
         masked_down = MaskedLinear(source, "down", TensorMask(tuple(down_linear.weight.shape), config.density, mode,

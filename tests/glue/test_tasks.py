@@ -206,7 +206,8 @@ def test_header_only_file_has_no_data_rows(tmp_path):
 
 
 def test_missing_column_names_found_and_expected_columns(tmp_path):
-    path = write_lines(tmp_path / "train.tsv", [["index", "premise", "sentence2", "label"], ["0", "a", "b", "entailment"]])
+    lines = [["index", "premise", "sentence2", "label"], ["0", "a", "b", "entailment"]]
+    path = write_lines(tmp_path / "train.tsv", lines)
     with pytest.raises(GlueDataError) as info:
         read_glue_tsv(path, "rte")
     message = str(info.value)
@@ -223,7 +224,8 @@ def test_wrong_task_for_file_is_a_column_error(tmp_path):
 
 
 def test_wrong_field_count_names_the_line(tmp_path):
-    path = write_lines(tmp_path / "train.tsv", [HEADERS["rte"], ["0", "a", "b", "entailment"], ["1", "a", "b\tc", "entailment"]])
+    lines = [HEADERS["rte"], ["0", "a", "b", "entailment"], ["1", "a", "b\tc", "entailment"]]
+    path = write_lines(tmp_path / "train.tsv", lines)
     with pytest.raises(GlueDataError, match=r"train\.tsv, line 3: found 5 tab-separated fields, expected 4"):
         read_glue_tsv(path, "rte")
 
@@ -313,14 +315,20 @@ def test_load_glue_online_converts_hf_rows(monkeypatch):
     loaded = load_glue_online("mnli")
     assert calls == [("glue", "mnli")]
     assert loaded == {
-        "train": [{"sentence1": "p0", "sentence2": "h0", "label": 0}, {"sentence1": "p1", "sentence2": "h1", "label": 1}],
+        "train": [
+            {"sentence1": "p0", "sentence2": "h0", "label": 0},
+            {"sentence1": "p1", "sentence2": "h1", "label": 1},
+        ],
         "validation": [{"sentence1": "p2", "sentence2": "h2", "label": 2}],
         "validation_mismatched": [{"sentence1": "p3", "sentence2": "h3", "label": 0}],
     }
 
 
 def test_load_glue_online_single_sentence_regression_labels(monkeypatch):
-    hub = {"train": [{"sentence1": "a", "sentence2": "b", "label": 3.2}], "validation": [{"sentence1": "c", "sentence2": "d", "label": 4}]}
+    hub = {
+        "train": [{"sentence1": "a", "sentence2": "b", "label": 3.2}],
+        "validation": [{"sentence1": "c", "sentence2": "d", "label": 4}],
+    }
     fake_datasets(monkeypatch, lambda *args: hub)
     loaded = load_glue_online("stsb")
     assert loaded["validation"] == [{"sentence1": "c", "sentence2": "d", "label": 4.0}]
@@ -361,7 +369,8 @@ def test_real_glue_files_row_counts(task):
 
 def test_csv_files_with_quoting_and_inferred_labels(tmp_path):
     train = tmp_path / "train.csv"
-    train.write_text('text,extra,label\n"hello, world",x,pos\nbye,y,neg\n"a ""quoted"" word",z,neutral\n', encoding="utf-8")
+    content = 'text,extra,label\n"hello, world",x,pos\nbye,y,neg\n"a ""quoted"" word",z,neutral\n'
+    train.write_text(content, encoding="utf-8")
     dev = tmp_path / "dev.csv"
     dev.write_text("label,text\npos,fine\n", encoding="utf-8")
     splits, labels = load_text_files({"train": train, "validation": dev}, ["text"])
@@ -407,7 +416,10 @@ def test_text_file_missing_file_and_unsupported_type(tmp_path):
         load_text_files({"train": other}, ["text"])
 
 
-@pytest.mark.parametrize("name, content", [("train.csv", ""), ("train.jsonl", "\n\n"), ("train.csv", "text,label\n"), ("train.json", "[]")])
+@pytest.mark.parametrize(
+    "name, content",
+    [("train.csv", ""), ("train.jsonl", "\n\n"), ("train.csv", "text,label\n"), ("train.json", "[]")],
+)
 def test_text_file_empty(tmp_path, name, content):
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
@@ -429,7 +441,8 @@ def test_text_file_missing_column(tmp_path):
 
     jsonl = tmp_path / "train.jsonl"
     jsonl.write_text('{"text": "a", "label": 1}\n{"text": "b"}\n', encoding="utf-8")
-    with pytest.raises(GlueDataError, match=r"train\.jsonl, line 2: missing column\(s\) \['label'\]; expected \['text', 'label'\], found \['text'\]"):
+    expected = r"train\.jsonl, line 2: missing column\(s\) \['label'\]; expected \['text', 'label'\], found \['text'\]"
+    with pytest.raises(GlueDataError, match=expected):
         load_text_files({"train": jsonl}, ["text"])
 
 
@@ -447,7 +460,8 @@ def test_text_file_label_not_in_train_labels(tmp_path):
 def test_text_file_bad_values(tmp_path):
     train = tmp_path / "train.csv"
     train.write_text("text,label\na,1.5\nb,high\n", encoding="utf-8")
-    with pytest.raises(GlueDataError, match=r"line 3: label 'high' in column 'label' is not valid; expected a finite number"):
+    not_a_number = r"line 3: label 'high' in column 'label' is not valid; expected a finite number"
+    with pytest.raises(GlueDataError, match=not_a_number):
         load_text_files({"train": train}, ["text"], is_regression=True)
     train.write_text("text,label\na,1\nb\n", encoding="utf-8")
     with pytest.raises(GlueDataError, match=r"line 3: found 1 fields, expected 2"):

@@ -1,0 +1,95 @@
+"""Freezing masks into plain per-layer AdapterHub modules, so inference runs no top-k at all.
+
+After ``freeze_masks(model, name)`` the adapter is an ordinary AdapterHub adapter of the
+parent method (seq_bn, lora, prefix_tuning) whose per-layer tensors are ``prototype ⊙ mask``:
+outputs are identical, ProLoRA can then be merged with ``model.merge_adapter(name)``, and
+``save_adapter`` writes a plain adapter.
+"""
+
+import torch
+from adapters.configuration import PrefixTuningConfig
+from adapters.methods.lora import LoRA
+from adapters.methods.modeling import Adapter
+from adapters.methods.prefix_tuning import FlatPrefixTuning, PrefixTuningGroup
+from torch import nn
+
+from .configuration import is_propetl_config
+from .methods.adapter import MaskedLinear, ProAdapter
+from .methods.lora import ProLoRA
+from .serialization import canonical_named_modules, prefix_groups
+
+
+def _replace_config(model, adapter_name: str, plain_config):
+    """Point the adapter at its plain config (registered like any dict config)."""
+    model.adapters_config.adapters.pop(adapter_name)
+    model.adapters_config.add(adapter_name, config=plain_config.to_dict())
+
+
+def _frozen_adapter(module: ProAdapter, plain_config) -> Adapter:
+    plain = Adapter(module.name, module.input_size, module.down_sample, plain_config)
+    plain_linears = [m for m in plain.adapter_down if isinstance(m, nn.Linear)] + [plain.adapter_up]
+    for masked, linear in zip(module.masked_linears(), plain_linears):
+        weight, bias = masked.effective_weight_and_bias()
+        linear.weight.copy_(weight)
+        linear.bias.copy_(bias)
+    # Keep every other per-layer tensor (e.g. a layer norm before the bottleneck) as trained.
+    for (name, source), target in zip(
+            [(n, m) for n, m in module.adapter_down.named_children() if not isinstance(m, MaskedLinear)],
+            [m for m in plain.adapter_down if not isinstance(m, nn.Linear)]):
+        target.load_state_dict(source.state_dict())
+    plain.original_ln_after = module.original_ln_after
+    plain.train(module.training)
+    return plain
+
+
+def _frozen_lora(module: ProLoRA, plain_config) -> LoRA:
+    plain = LoRA(tuple(module.lora_A.shape), tuple(module.lora_B.shape), plain_config, name=module.name)
+    plain.lora_A.copy_(module.lora_A)
+    plain.lora_B.copy_(module.lora_B)
+    plain.train(module.training)
+    return plain
+
+
+def _frozen_prefix_group(group, plain_config: PrefixTuningConfig) -> PrefixTuningGroup:
+    """Fixed per-layer prefixes in the layout of AdapterHub's flat prefix tuning."""
+    plain = PrefixTuningGroup({}, plain_config)
+    pairs = group.pairs()
+    inner = group.n_heads * group.head_dim
+    for location_key, location in group.location_masks().items():
+        n_layers = len(location.key_masks)
+        flat = FlatPrefixTuning(n_layers, group.n_heads, inner, plain_config, n_embd_per_head=group.head_dim)
+        per_layer = [torch.stack(group.masked_layer_prefixes(pairs, location, layer), dim=1) for layer in range(n_layers)]
+        # FlatPrefixTuning reads its vector as (prefix_length, n_layers * 2, n_heads, head_dim).
+        flat.control_trans = nn.Parameter(torch.stack(per_layer, dim=1).reshape(-1).clone())
+        flat.train(group.training)
+        plain[location_key] = flat
+    return plain
+
+
+@torch.no_grad()
+def freeze_masks(model, adapter_name: str):
+    """Replace a ProPETL adapter by the plain adapter its masks select, layer by layer (outputs unchanged)."""
+    config = model.adapters_config.get(adapter_name)
+    if not is_propetl_config(config):
+        raise ValueError(f"Adapter '{adapter_name}' is not a ProPETL adapter (config {type(config).__name__}).")
+    if config.random_mask:
+        raise ValueError(f"Adapter '{adapter_name}' draws a random mask at every forward pass; there is no fixed "
+                         "sub-network to freeze.")
+    plain_config = config.plain_config()
+    if isinstance(plain_config, PrefixTuningConfig):
+        plain_config = plain_config.replace(flat=True)
+    for module in canonical_named_modules(model).values():
+        registry = getattr(module, "adapters", None) if hasattr(module, "adapter_fusion_layer") else None
+        if isinstance(registry, nn.ModuleDict) and isinstance(registry[adapter_name] if adapter_name in registry
+                                                              else None, ProAdapter):
+            registry[adapter_name] = _frozen_adapter(registry[adapter_name], plain_config)
+        loras = getattr(module, "loras", None)
+        if isinstance(loras, nn.ModuleDict) and isinstance(loras[adapter_name] if adapter_name in loras else None,
+                                                           ProLoRA):
+            loras[adapter_name] = _frozen_lora(loras[adapter_name], plain_config)
+    for group in prefix_groups(model, adapter_name).values():
+        model.base_model.prefix_tuning.prefix_tunings[adapter_name] = _frozen_prefix_group(group, plain_config)
+    if adapter_name in model.base_model.shared_parameters:
+        del model.base_model.shared_parameters[adapter_name]
+    _replace_config(model, adapter_name, plain_config)
+    return model

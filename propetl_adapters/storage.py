@@ -1,0 +1,216 @@
+"""Bit-level storage (BLS) accounting and the ``propetl-storage`` command.
+
+BLS = sum over parameter groups of (count x bit width): the prototype and any other
+float tensors at their dtype's width, every mask entry at 1 bit. The counts are taken
+from exactly the tensors ``save_adapter`` writes, so the report and the folder agree.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from typing import Dict, Optional
+
+import torch
+
+from .configuration import ProAdapterConfig, ProLoRAConfig, ProPrefixConfig, is_propetl_config
+from .mask_io import MASK_FILE_NAME
+from .methods.adapter import ProAdapter
+from .methods.lora import ProLoRA
+from .serialization import (adapter_masks, adapter_tensors, canonical_named_modules, export_state, prefix_groups,
+                            read_saved_config)
+
+HEAD_FILES = {"head_config.json", "pytorch_model_head.bin", "model_head.safetensors"}
+PLAIN_NAMES = {ProAdapterConfig: "seq_bn", ProLoRAConfig: "lora", ProPrefixConfig: "prefix_tuning"}
+
+
+@dataclass
+class StorageFigures:
+    trainable_parameters: int
+    stored_parameters_by_bits: Dict[int, int]
+    bls_bits: int
+    bls_percent: float
+    bytes_on_disk: Optional[int] = None
+
+
+@dataclass
+class StorageReport:
+    adapter: str
+    method: str
+    base_model_parameters: int
+    propetl: StorageFigures
+    plain_method: str
+    plain: StorageFigures
+    head_parameters: int = 0
+    notes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _bls(groups: Dict[int, int]) -> int:
+    return sum(bits * count for bits, count in groups.items())
+
+
+def base_model_parameters(model) -> int:
+    """Parameters of the pre-trained model alone: no adapter, no prototype, no head."""
+    adapter_ids = set()
+    for name in model.adapters_config.adapters:
+        adapter_ids |= {id(t) for t in adapter_tensors(model, name).values()}
+    return sum(p.numel() for p in model.base_model.parameters() if id(p) not in adapter_ids)
+
+
+def folder_bytes(folder: str) -> int:
+    """Bytes of an adapter folder, prediction-head files excluded (the paper's figures exclude the head)."""
+    return sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder)
+               if f not in HEAD_FILES and os.path.isfile(os.path.join(folder, f)))
+
+
+def _plain_figures(model, adapter_name: str, config, base: int) -> StorageFigures:
+    """The same geometry trained as the plain, unshared PETL method (one module per layer, no masks)."""
+    modules = canonical_named_modules(model.base_model)
+    if isinstance(config, ProAdapterConfig):
+        per_layer = [sum(t.numel() for t in m.prototype_source.get().values())
+                     for m in modules.values() if isinstance(m, ProAdapter) and m.name == adapter_name]
+        stored = trainable = sum(per_layer)
+    elif isinstance(config, ProLoRAConfig):
+        stored = trainable = sum(
+            m.prototype_source.get()[f"{m.matrix_key}_lora_A"].numel()
+            + m.prototype_source.get()[f"{m.matrix_key}_lora_B"].numel()
+            for m in modules.values() if isinstance(m, ProLoRA) and m.name == adapter_name)
+    else:
+        stored = trainable = 0
+        for group in prefix_groups(model, adapter_name).values():
+            n_layers = sum(len(loc.key_masks) for loc in group.location_masks().values())
+            inner = group.n_heads * group.head_dim
+            stored += n_layers * 2 * config.prefix_length * inner
+            input_size = group.prototype_source.get().get("embedding", torch.empty(0, inner)).shape[-1]
+            trainable += (config.prefix_length * input_size + (input_size + 1) * config.bottleneck_size
+                          + (config.bottleneck_size + 1) * 2 * inner * n_layers)
+    groups = {32: stored}
+    return StorageFigures(trainable_parameters=trainable, stored_parameters_by_bits=groups, bls_bits=_bls(groups),
+                          bls_percent=100.0 * _bls(groups) / (32 * base), bytes_on_disk=None)
+
+
+def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None) -> StorageReport:
+    """Storage of one ProPETL adapter and of its plain counterpart.
+
+    Args:
+        saved_folder: a folder written by ``save_adapter``; its size is reported as bytes on disk.
+            Without it the adapter is saved to a temporary folder (safetensors) and measured.
+    """
+    config = model.adapters_config.get(adapter_name)
+    if not is_propetl_config(config):
+        raise ValueError(f"Adapter '{adapter_name}' is not a ProPETL adapter (config {type(config).__name__}).")
+    base = base_model_parameters(model)
+    tensors, _ = export_state(model, adapter_name)
+    groups: Dict[int, int] = {}
+    for tensor in tensors.values():
+        bits = tensor.element_size() * 8
+        groups[bits] = groups.get(bits, 0) + tensor.numel()
+    mask_bits = sum(m.scores.numel() for m in adapter_masks(model, adapter_name).values())
+    if mask_bits:
+        groups[1] = mask_bits
+    trainable = sum(t.numel() for t in adapter_tensors(model, adapter_name).values() if isinstance(t, torch.nn.Parameter))
+    if saved_folder is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            model.save_adapter(tmp, adapter_name, use_safetensors=True, with_head=False) \
+                if hasattr(model, "heads") else model.save_adapter(tmp, adapter_name, use_safetensors=True)
+            on_disk = folder_bytes(tmp)
+    else:
+        on_disk = folder_bytes(saved_folder)
+    propetl = StorageFigures(trainable_parameters=trainable, stored_parameters_by_bits=dict(sorted(groups.items(),
+                             reverse=True)), bls_bits=_bls(groups), bls_percent=100.0 * _bls(groups) / (32 * base),
+                             bytes_on_disk=on_disk)
+    plain = _plain_figures(model, adapter_name, config, base)
+    plain.bytes_on_disk = plain.bls_bits // 8
+    head = 0
+    if hasattr(model, "heads") and adapter_name in getattr(model, "heads", {}):
+        head = sum(p.numel() for p in model.heads[adapter_name].parameters())
+    notes = []
+    if isinstance(config, ProPrefixConfig):
+        notes.append("prefix prototype counted as the generated key/value pair (what save_adapter stores), "
+                     "not the reparametrising MLP used during training")
+    notes.append("plain bytes on disk are BLS/8 (float32 payload, no file overhead)")
+    return StorageReport(adapter=adapter_name, method=config.propetl_method, base_model_parameters=base,
+                         propetl=propetl, plain_method=PLAIN_NAMES[type(config)], plain=plain,
+                         head_parameters=head, notes=notes)
+
+
+def format_report(report: StorageReport) -> str:
+    p, q = report.propetl, report.plain
+    width = 34
+
+    def row(label, a, b):
+        return f"{label:<{width}}{a:>20}{b:>22}"
+
+    lines = [f"adapter '{report.adapter}' ({report.method}); base model: {report.base_model_parameters:,} parameters",
+             row("", report.method, "plain " + report.plain_method),
+             row("trainable parameters", f"{p.trainable_parameters:,}", f"{q.trainable_parameters:,}")]
+    for bits in sorted(set(p.stored_parameters_by_bits) | set(q.stored_parameters_by_bits), reverse=True):
+        lines.append(row(f"stored {bits}-bit values", f"{p.stored_parameters_by_bits.get(bits, 0):,}",
+                         f"{q.stored_parameters_by_bits.get(bits, 0):,}"))
+    lines += [row("bit-level storage (bits)", f"{p.bls_bits:,}", f"{q.bls_bits:,}"),
+              row("% of base model (32-bit)", f"{p.bls_percent:.4f} %", f"{q.bls_percent:.4f} %"),
+              row("bytes on disk", f"{p.bytes_on_disk:,}", f"~{q.bytes_on_disk:,}"),
+              row("ProPETL / plain BLS", f"{p.bls_bits / q.bls_bits:.4f}", "1")]
+    if report.head_parameters:
+        lines.append(f"prediction head (not included above): {report.head_parameters:,} parameters, "
+                     f"{4 * report.head_parameters:,} bytes in fp32")
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+def build_base_model(model_spec: str):
+    """A randomly initialised AdapterModel with the geometry of ``model_spec`` (preset, folder or hub name)."""
+    from adapters import AutoAdapterModel
+    from transformers import AutoConfig
+
+    from .geometry import GEOMETRIES, geometry_config
+    config = geometry_config(model_spec) if model_spec in GEOMETRIES else AutoConfig.from_pretrained(model_spec)
+    return AutoAdapterModel.from_config(config)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="propetl-storage",
+        description="Report trainable parameters, bit-level storage and bytes on disk of a ProPETL adapter "
+                    "and of the plain PETL module with the same geometry.")
+    parser.add_argument("path", help="a folder written by save_adapter, or a model (preset name such as "
+                                     "roberta-base / t5-base, local folder, or hub name) together with --config")
+    parser.add_argument("--config", help="adapter config string when PATH is a model, e.g. 'proadapter[density=0.5]'")
+    parser.add_argument("--model", help="the base model of a saved adapter folder (default: the model_name "
+                                        "recorded in its adapter_config.json)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+
+    import propetl_adapters  # noqa: F401  (registers the configs)
+
+    saved = read_saved_config(args.path) if os.path.isdir(args.path) else None
+    try:
+        if saved is not None:
+            if not os.path.isfile(os.path.join(args.path, MASK_FILE_NAME)) and saved["config"].get("masked", True):
+                print(f"warning: {args.path} has no {MASK_FILE_NAME}", file=sys.stderr)
+            model_spec = args.model or saved.get("model_name")
+            if not model_spec:
+                parser.error(f"{args.path}/adapter_config.json records no model_name; pass --model")
+            model = build_base_model(model_spec)
+            name = model.load_adapter(args.path, with_head=False)
+            report = storage_report(model, name, saved_folder=args.path)
+        else:
+            if not args.config:
+                parser.error(f"{args.path} is not a saved adapter folder; pass --config to add one to this model")
+            model = build_base_model(args.path)
+            model.add_adapter("adapter", config=args.config)
+            report = storage_report(model, "adapter")
+    except (OSError, ValueError) as err:
+        print(f"propetl-storage: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
