@@ -1,0 +1,61 @@
+import pytest
+from adapters import AdapterArguments, AutoAdapterModel
+from adapters.configuration import AdapterConfig, LoRAConfig, PrefixTuningConfig, SeqBnConfig
+
+from propetl_adapters import ProAdapterConfig, ProLoRAConfig, ProPrefixConfig
+from tests.conftest import tiny_config
+
+PARENTS = {"proadapter": (ProAdapterConfig, SeqBnConfig), "prolora": (ProLoRAConfig, LoRAConfig),
+           "proprefix": (ProPrefixConfig, PrefixTuningConfig)}
+
+
+@pytest.mark.parametrize("name", sorted(PARENTS))
+def test_registered_name_loads_subclass_of_adapterhub_config(name):
+    config = AdapterConfig.load(name)
+    cls, parent = PARENTS[name]
+    assert type(config) is cls and isinstance(config, parent)
+    assert config.density == 0.5 and config.shared and config.masked and not config.random_mask
+
+
+def test_paper_defaults():
+    assert AdapterConfig.load("proadapter").reduction_factor == 12
+    assert AdapterConfig.load("proadapter").non_linearity == "relu"
+    lora = AdapterConfig.load("prolora")
+    assert (lora.r, lora.alpha, lora.attn_matrices) == (32, 48, ["q", "v"])
+    prefix = AdapterConfig.load("proprefix")
+    assert (prefix.prefix_length, prefix.bottleneck_size, prefix.flat) == (64, 512, False)
+
+
+def test_bracket_syntax_and_dict_round_trip():
+    config = AdapterConfig.load("proadapter[reduction_factor=16,density=0.3,shared=False]")
+    assert (config.reduction_factor, config.density, config.shared) == (16, 0.3, False)
+    again = AdapterConfig.load(config.to_dict())
+    assert type(again) is ProAdapterConfig and again == config
+
+
+def test_adapter_arguments_and_add_adapter_accept_the_names():
+    args = AdapterArguments(train_adapter=True, adapter_config="prolora[r=4]")
+    model = AutoAdapterModel.from_config(tiny_config("bert"))
+    model.add_adapter("a", config=args.adapter_config)
+    assert isinstance(model.adapters_config.get("a"), ProLoRAConfig)
+
+
+@pytest.mark.parametrize("bad", ["proadapter[density=0]", "proadapter[density=1.5]", "prolora[density=-0.1]",
+                                 "proprefix[density='half']"])
+def test_bad_density_names_the_field(bad):
+    with pytest.raises(ValueError, match=r"density must be a number in \(0, 1\]"):
+        AdapterConfig.load(bad)
+
+
+def test_density_that_keeps_nothing_is_rejected_and_model_unchanged():
+    model = AutoAdapterModel.from_config(tiny_config("bert"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="keeps 0 of the"):
+        model.add_adapter("a", config="proadapter[reduction_factor=8,density=0.0001]")
+    assert "a" not in model.adapters_config and "a" not in model.base_model.shared_parameters
+    assert set(model.state_dict()) == set(before)
+
+
+def test_unknown_config_name_lists_known_names():
+    with pytest.raises(ValueError, match="Unknown adapter config 'proadaptr'.*proadapter"):
+        AdapterConfig.load("proadaptr")

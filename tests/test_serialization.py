@@ -1,0 +1,177 @@
+"""save_adapter / load_adapter for the three variants: files, exact reload, and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from adapters import AutoAdapterModel
+from adapters.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
+
+from propetl_adapters.mask_io import MASK_FILE_NAME, MaskFileError, read_mask_file, write_mask_file
+from propetl_adapters.serialization import adapter_tensors
+from tests.conftest import VARIANTS, build_adapter_model, model_inputs, model_output, tiny_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _trained(arch, variant, seed=0):
+    model = build_adapter_model(arch, VARIANTS[variant], seed=seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn_like(param) * 0.5)
+    return model.eval()
+
+
+def _fresh(arch, seed=0):
+    torch.manual_seed(seed)
+    return AutoAdapterModel.from_config(tiny_config(arch)).eval()
+
+
+@pytest.mark.parametrize("use_safetensors", [True, False])
+def test_saved_folder_layout(tmp_path, variant, use_safetensors):
+    model = _trained("bert", variant)
+    model.save_adapter(str(tmp_path), "task", use_safetensors=use_safetensors, with_head=False)
+    files = set(os.listdir(tmp_path))
+    assert files == {"adapter_config.json", MASK_FILE_NAME, SAFE_WEIGHTS_NAME if use_safetensors else WEIGHTS_NAME}
+    saved = json.load(open(tmp_path / "adapter_config.json"))
+    assert saved["config"]["propetl_method"] == variant
+    masks = read_mask_file(str(tmp_path / MASK_FILE_NAME))
+    assert all(e["kept"] == int(m.sum()) for e, m in zip(masks.entries, masks.masks.values()))
+    weights = torch.load(tmp_path / WEIGHTS_NAME) if not use_safetensors else \
+        __import__("safetensors.torch").torch.load_file(str(tmp_path / SAFE_WEIGHTS_NAME))
+    assert not any(k.endswith(".scores") for k in weights), "float scores must not be exported"
+    assert all(k.startswith("shared_parameters.task.") for k in weights)
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta", "t5"])
+@pytest.mark.parametrize("with_head", [True, False])
+def test_reload_reproduces_outputs_exactly(tmp_path, arch, variant, with_head):
+    model = _trained(arch, variant)
+    inputs = model_inputs(arch)
+    with torch.no_grad():
+        expected = model_output(model, inputs) if with_head else model.base_model(**inputs)[0]
+    model.save_adapter(str(tmp_path), "task", with_head=with_head)
+    fresh = _fresh(arch)
+    fresh.load_adapter(str(tmp_path), set_active=True, with_head=with_head)
+    fresh.eval()
+    with torch.no_grad():
+        got = model_output(fresh, inputs) if with_head else fresh.base_model(**inputs)[0]
+    assert (got - expected).abs().max().item() == 0.0
+
+
+def test_reload_in_a_fresh_process_is_bit_exact(tmp_path):
+    for variant in VARIANTS:
+        model = _trained("roberta", variant)
+        with torch.no_grad():
+            torch.save(model_output(model, model_inputs("roberta")), tmp_path / f"{variant}.pt")
+        model.save_adapter(str(tmp_path / variant), "task", use_safetensors=True)
+    script = f"""
+import sys, torch
+sys.path.insert(0, {REPO!r})
+import propetl_adapters
+from adapters import AutoAdapterModel
+from tests.conftest import tiny_config, model_inputs, model_output
+for variant in {list(VARIANTS)!r}:
+    torch.manual_seed(0)
+    model = AutoAdapterModel.from_config(tiny_config("roberta")).eval()
+    model.load_adapter({str(tmp_path)!r} + "/" + variant, set_active=True, use_safetensors=True)
+    with torch.no_grad():
+        got = model_output(model, model_inputs("roberta"))
+    expected = torch.load({str(tmp_path)!r} + "/" + variant + ".pt")
+    print(variant, (got - expected).abs().max().item())
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    diffs = dict(line.split() for line in result.stdout.strip().splitlines())
+    assert diffs == {v: "0.0" for v in VARIANTS}
+
+
+def _state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _assert_unchanged(model, before):
+    after = model.state_dict()
+    assert set(after) == set(before)
+    assert all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_mask_file_for_another_layer_count_is_rejected_and_model_unchanged(tmp_path, variant):
+    model = _trained("bert", variant)
+    model.save_adapter(str(tmp_path), "task", with_head=False)
+    config = tiny_config("bert")
+    config.num_hidden_layers = 2
+    torch.manual_seed(0)
+    other = AutoAdapterModel.from_config(config)
+    before = _state(other)
+    with pytest.raises(ValueError, match=MASK_FILE_NAME + "|weights file"):
+        other.load_adapter(str(tmp_path), with_head=False)
+    assert "task" not in other.adapters_config
+    _assert_unchanged(other, before)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip_byte"])
+def test_damaged_mask_file_is_rejected(tmp_path, variant, damage):
+    model = _trained("bert", variant)
+    model.save_adapter(str(tmp_path), "task", with_head=False)
+    path = tmp_path / MASK_FILE_NAME
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    fresh = _fresh("bert")
+    before = _state(fresh)
+    with pytest.raises(MaskFileError, match="checksum|too short"):
+        fresh.load_adapter(str(tmp_path), with_head=False)
+    _assert_unchanged(fresh, before)
+
+
+def test_kept_count_disagreeing_with_config_is_rejected(tmp_path):
+    model = _trained("bert", "proadapter")
+    model.save_adapter(str(tmp_path), "task", with_head=False)
+    saved = json.load(open(tmp_path / "adapter_config.json"))
+    saved["config"]["density"] = 0.25
+    json.dump(saved, open(tmp_path / "adapter_config.json", "w"))
+    fresh = _fresh("bert")
+    with pytest.raises(MaskFileError, match="density 0.5.*density=0.25"):
+        fresh.load_adapter(str(tmp_path), with_head=False)
+    assert "task" not in fresh.adapters_config
+
+
+def test_mask_whose_kept_count_breaks_its_density_is_rejected(tmp_path):
+    mask = torch.zeros(4, 4)
+    mask[0, :3] = 1
+    write_mask_file(str(tmp_path / "m.bin"), {"method": "proadapter"}, [("x", mask, 0.5)])
+    with pytest.raises(MaskFileError, match="keeps 3 entries.*means 8"):
+        read_mask_file(str(tmp_path / "m.bin"))
+
+
+def test_prolora_folder_cannot_be_loaded_as_proadapter(tmp_path):
+    model = _trained("bert", "prolora")
+    model.save_adapter(str(tmp_path), "task", with_head=False)
+    fresh = _fresh("bert")
+    with pytest.raises(ValueError, match="holds a 'prolora' adapter.*proadapter"):
+        fresh.load_adapter(str(tmp_path), config="proadapter", with_head=False)
+    target = _trained("bert", "proadapter")
+    before = _state(target)
+    with pytest.raises(ValueError, match="holds a 'prolora' adapter, but adapter 'task' in the model is a 'proadapter'"):
+        target.load_adapter(str(tmp_path), with_head=False)
+    _assert_unchanged(target, before)
+
+
+def test_load_as_renames_and_keeps_masks(tmp_path):
+    model = _trained("bert", "proadapter")
+    model.save_adapter(str(tmp_path), "task", with_head=False)
+    fresh = _fresh("bert")
+    name = fresh.load_adapter(str(tmp_path), load_as="renamed", with_head=False)
+    assert name == "renamed"
+    ours = {k.replace(".task.", ".renamed."): v for k, v in adapter_tensors(model, "task").items()
+            if not k.endswith("scores")}
+    theirs = adapter_tensors(fresh, "renamed")
+    assert all(torch.equal(v, theirs[k]) for k, v in ours.items())
