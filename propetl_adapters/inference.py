@@ -22,7 +22,7 @@ from .serialization import canonical_named_modules, prefix_groups
 def _replace_config(model, adapter_name: str, plain_config):
     """Point the adapter at its plain config (registered like any dict config)."""
     model.adapters_config.adapters.pop(adapter_name)
-    model.adapters_config.add(adapter_name, config=plain_config.to_dict())
+    model.adapters_config.add(adapter_name, config=plain_config)
 
 
 def _frozen_adapter(module: ProAdapter, plain_config) -> Adapter:

@@ -78,8 +78,10 @@ class TensorMask(nn.Module):
 
     Modes: ``learned`` (float scores, top-k, STE), ``random`` (fresh random mask each
     call, no parameters) and ``off`` (identity: the "only share" ablation).
-    In learned mode the mask is cached while the scores are unchanged and no gradient
-    is needed, so evaluation does not rerun top-k on every forward pass.
+    In learned mode and eval mode the mask is cached, so evaluation does not rerun top-k on
+    every forward pass. Optimizers may update scores without bumping their version counter
+    (seen with the HF Trainer), so the cache lives only between two calls of ``train()``/``eval()``
+    and is also dropped when the scores' storage or version changes.
     """
 
     def __init__(self, shape: Tuple[int, ...], density: float, mode: str, what: str = "tensor"):
@@ -101,8 +103,14 @@ class TensorMask(nn.Module):
     def _cache_key(self) -> tuple:
         return (self.scores.data_ptr(), self.scores._version, self.scores.device, self.scores.dtype)
 
+    def train(self, mode: bool = True):
+        self._cache = None
+        return super().train(mode)
+
     def binary(self) -> torch.Tensor:
         """The current 0/1 mask without gradient."""
+        if self.training:
+            return topk_binary_mask(self.scores, self.kept)
         key = self._cache_key()
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, topk_binary_mask(self.scores, self.kept))
@@ -128,6 +136,7 @@ class TensorMask(nn.Module):
         if tuple(mask.shape) != self.shape:
             raise ValueError(f"mask shape {tuple(mask.shape)} does not match {self.shape}")
         self.scores.copy_(mask.to(self.scores.dtype))
+        self._cache = None
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}, mode={self.mode}, kept={self.kept}"

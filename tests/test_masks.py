@@ -38,13 +38,24 @@ def test_or_mask_forward_and_gradient_reach_both_masks():
 
 
 def test_learned_mask_caches_in_eval_and_recomputes_after_an_update():
-    mask = TensorMask((8, 8), 0.5, "learned")
+    mask = TensorMask((8, 8), 0.5, "learned").eval()
     with torch.no_grad():
         first = mask(torch.empty(0))
         assert mask(torch.empty(0)) is first  # cached: no new top-k
         mask.scores.mul_(-1).add_(torch.randn(8, 8))
         assert mask(torch.empty(0)) is not first
     assert int(mask(torch.empty(0)).sum()) == 32
+
+
+def test_cache_is_dropped_when_training_resumes_even_if_the_version_does_not_change():
+    mask = TensorMask((8, 8), 0.5, "learned").eval()
+    cached = mask.binary()
+    mask.train()
+    with torch.no_grad():
+        mask.scores.data.neg_().add_(torch.randn(8, 8))  # .data: no version bump
+    mask.eval()
+    assert torch.equal(mask.binary(), topk_binary_mask(mask.scores, 32))
+    assert mask.binary() is not cached
 
 
 def test_random_mask_redraws_each_call_with_the_kept_count():

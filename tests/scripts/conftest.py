@@ -1,0 +1,103 @@
+"""Session fixtures for the run_glue / scripts tests: tiny random BERT and RoBERTa models with real
+tokenizers built from a small vocabulary, and GLUE-format TSV folders written by the tests."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+WORDS = ("the a cat dog bird sat ran flew on under over mat log tree quickly slowly red blue green small big "
+         "house car river sun moon ate saw liked it was not very good bad happy sad").split()
+MAX_POSITIONS = 64
+
+
+def sentence(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 10)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_environment():
+    """No test may reach the network."""
+    old = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    for key in old:
+        os.environ[key] = "1"
+    yield
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> str:
+    """A 2-layer, hidden-32 BERT with a WordPiece tokenizer over WORDS."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    letters = sorted(set("".join(WORDS)))
+    vocab = specials + sorted(set(WORDS)) + letters + [f"##{c}" for c in letters] + [".", ","]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=48, max_position_embeddings=MAX_POSITIONS)
+    BertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_dir(tmp_path_factory) -> str:
+    """A 2-layer, hidden-32 RoBERTa with a byte-level BPE tokenizer trained on a few sentences."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_roberta")
+    rng = random.Random(0)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator([sentence(rng) for _ in range(200)], vocab_size=400, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
+    bpe.save_model(str(folder))
+    tokenizer = RobertaTokenizerFast(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"))
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=48, max_position_embeddings=MAX_POSITIONS + 2, pad_token_id=1,
+                           bos_token_id=0, eos_token_id=2, type_vocab_size=1)
+    RobertaModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+def write_tsv(path: Path, header, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = (["\t".join(header)] if header else []) + ["\t".join(r) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def make_glue_dir(root: Path, n_train: int = 32, n_dev: int = 16) -> Path:
+    """RTE, STS-B and CoLA folders in the GLUE TSV layout."""
+    rng = random.Random(1)
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        rte = [[str(i), sentence(rng), sentence(rng), ("entailment", "not_entailment")[i % 2]] for i in range(n)]
+        write_tsv(root / "RTE" / f"{split}.tsv", ["index", "sentence1", "sentence2", "label"], rte)
+        stsb = [[str(i), "main-captions", "MSRvid", "2012test", f"{i:04d}", "none", "none", sentence(rng),
+                 sentence(rng), f"{(i % 11) * 0.5:.3f}"] for i in range(n)]
+        write_tsv(root / "STS-B" / f"{split}.tsv", ["index", "genre", "filename", "year", "old_index", "source1",
+                                                     "source2", "sentence1", "sentence2", "score"], stsb)
+        cola = [["gj04", str(i % 2), "" if i % 2 else "*", sentence(rng)] for i in range(n)]
+        write_tsv(root / "CoLA" / f"{split}.tsv", None, cola)
+    return root
+
+
+@pytest.fixture(scope="session")
+def glue_dir(tmp_path_factory) -> str:
+    return str(make_glue_dir(tmp_path_factory.mktemp("glue")))

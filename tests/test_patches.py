@@ -1,0 +1,73 @@
+"""Fails loudly when `adapters` changes under our patches or under the internals they rely on.
+
+Each entry pins the source of one upstream function (sha256 of ``inspect.getsource``, first 16
+hex digits) as of adapters 1.3.0. If a hash changes, re-read that function, check the patch in
+``propetl_adapters/patches.py`` (or the code that relies on it) still fits, then update the hash.
+"""
+
+import hashlib
+import inspect
+
+import adapters
+import pytest
+from adapters.context import ForwardContext
+from adapters.loading import AdapterLoader
+from adapters.methods.lora import LoRA, LoRALinear
+from adapters.methods.modeling import Adapter
+from adapters.methods.prefix_tuning import FlatPrefixTuning, PrefixTuningLayer, PrefixTuningPool
+from adapters.model_mixin import ModelAdaptersMixin
+from adapters.trainer import AdapterTrainer
+
+from propetl_adapters.patches import PATCHED_TARGETS, upstream
+
+PATCHED = {
+    "adapters.configuration.adapter_config.AdapterConfig._get_config_class": "2ef3a3c735210de9",
+    "adapters.configuration.adapter_config.AdapterConfig.load": "aa993e50bcee73af",
+    "adapters.methods.bottleneck.BottleneckLayer.add_adapter": "e22e67e92afea6fd",
+    "adapters.methods.lora.LoRALayer.add_adapter": "0e1c20bc7e8ec1c3",
+    "adapters.methods.prefix_tuning.PrefixTuningPool.confirm_prefix": "c9df4821b2138c3c",
+    "adapters.model_mixin.ModelAdaptersMixin._add_adapter_weights": "0ccfa6dc0cc038b1",
+    "adapters.loading.AdapterLoader.save": "64e1e8f408093d22",
+    "adapters.loading.AdapterLoader.load": "f2e8e28b0cc5180d",
+    "adapters.trainer.AdapterTrainer._save": "b8e8f90792cdfc3d",
+}
+
+# Upstream code our modules rely on without patching it, with what it must keep doing.
+RELIED_ON = {
+    (ModelAdaptersMixin, "forward_context"): "4f060da86c3d180d",  # fills context.shared_parameters first
+    (PrefixTuningLayer, "compose_single"): "267e1f445f9b16b4",  # reads prefix_states[name][location][id]
+    (PrefixTuningPool, "forward"): "8b9aecd032bd8194",  # calls each group with the batch size
+    (LoRA, "forward"): "5556800f3b938692",  # reads self.lora_A / self.lora_B (ProLoRA properties)
+    (LoRALinear, "merge_adapter"): "2998f487cf5699b0",  # merges lora.delta_w
+    (Adapter, "forward"): "9f9b4b9aa456257e",  # calls self.adapter_down / self.adapter_up
+    (FlatPrefixTuning, "forward"): "dcb8d2b038a920a3",  # layout of frozen prefixes
+    (AdapterTrainer, "_load_best_model"): "57826d743996f87c",  # reloads through load_adapter
+    (AdapterTrainer, "_load_adapters"): "3a50fcbb2d0a0d3b",  # resumes through load_adapter
+    (AdapterLoader, "filter_func"): "11e46926834187e6",  # which state-dict keys belong to an adapter
+    (ForwardContext, "wrap"): "3056af12eeaa57ac",  # one context per model forward
+}
+
+
+def _digest(function) -> str:
+    if isinstance(function, (staticmethod, classmethod)):
+        function = function.__func__
+    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16]
+
+
+def test_adapters_version_is_the_pinned_one():
+    assert adapters.__version__ == "1.3.0", "propetl_adapters is written against adapters==1.3.0"
+
+
+def test_every_patch_is_listed_and_its_target_is_unchanged():
+    names = {f"{owner.__module__}.{owner.__name__}.{attribute}": (owner, attribute)
+             for owner, attribute in PATCHED_TARGETS}
+    assert set(names) == set(PATCHED), "patches.py and this test list different targets"
+    changed = {name: _digest(upstream(*target)) for name, target in names.items()
+               if _digest(upstream(*target)) != PATCHED[name]}
+    assert not changed, f"upstream functions under our patches changed: {changed}"
+
+
+@pytest.mark.parametrize("owner, attribute", list(RELIED_ON), ids=lambda x: getattr(x, "__name__", x))
+def test_relied_on_internals_are_unchanged(owner, attribute):
+    assert _digest(owner.__dict__[attribute]) == RELIED_ON[(owner, attribute)], (
+        f"{owner.__name__}.{attribute} changed upstream; re-check the code that relies on it")

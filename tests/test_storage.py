@@ -1,0 +1,103 @@
+"""Bit-level storage equals the SPEC formulas on roberta-base and t5-base geometry (random weights)."""
+
+import pytest
+from adapters import AutoAdapterModel
+
+from propetl_adapters.geometry import geometry_config
+from propetl_adapters.storage import folder_bytes, format_report, main, storage_report
+
+D, BN, R, PREFIX = 768, 64, 32, 64
+
+
+def _formula(method: str, n_layers: int) -> int:
+    if method == "proadapter":
+        return 32 * (2 * BN * D + BN + D) + 2 * BN * D * n_layers
+    if method == "prolora":
+        return 32 * 4 * R * D + 4 * R * D * n_layers
+    return 32 * 2 * PREFIX * D + 2 * PREFIX * D * n_layers
+
+
+# adapters after every FFN; LoRA and prefixes in every attention block (T5: encoder self, decoder self and cross).
+LAYERS = {"roberta-base": {"proadapter": 12, "prolora": 12, "proprefix": 12},
+          "t5-base": {"proadapter": 24, "prolora": 36, "proprefix": 36}}
+
+
+@pytest.fixture(scope="module", params=sorted(LAYERS))
+def geometry_model(request):
+    model = AutoAdapterModel.from_config(geometry_config(request.param))
+    for method in ("proadapter", "prolora", "proprefix"):
+        model.add_adapter(method, config=method)
+    return request.param, model
+
+
+@pytest.mark.parametrize("method", ["proadapter", "prolora", "proprefix"])
+def test_counted_bls_equals_spec_formula(geometry_model, method):
+    geometry, model = geometry_model
+    report = storage_report(model, method)
+    assert report.propetl.bls_bits == _formula(method, LAYERS[geometry][method])
+    if geometry == "roberta-base":
+        assert abs(report.base_model_parameters - 124_645_632) < 1000
+        assert report.propetl.bls_percent == pytest.approx(100 * report.propetl.bls_bits
+                                                           / (32 * report.base_model_parameters))
+    # The plain, unshared module stores one float32 prototype-sized module per layer.
+    per_layer = {"proadapter": 2 * BN * D + BN + D, "prolora": 4 * R * D, "proprefix": 2 * PREFIX * D}[method]
+    assert report.plain.stored_parameters_by_bits == {32: per_layer * LAYERS[geometry][method]}
+    assert report.plain.bls_bits > 8 * report.propetl.bls_bits
+
+
+def test_worked_example_of_the_spec(geometry_model):
+    geometry, model = geometry_model
+    if geometry != "roberta-base":
+        pytest.skip("the worked example is on roberta-base")
+    report = storage_report(model, "proadapter")
+    assert report.plain.stored_parameters_by_bits[32] == 12 * 99_136 == 1_189_632
+    assert report.propetl.stored_parameters_by_bits == {32: 99_136, 1: 1_179_648}
+    assert report.propetl.bls_percent == pytest.approx(0.109, abs=0.001)
+    assert report.plain.bls_percent == pytest.approx(0.954, abs=0.001)
+
+
+def test_adapter_summary_counts_prototype_once_on_real_geometry(geometry_model):
+    geometry, model = geometry_model
+    rows = {r["name"]: r["#param"] for r in model.adapter_summary(as_dict=True)}
+    report = storage_report(model, "proadapter")
+    assert rows["proadapter"] == report.propetl.trainable_parameters
+
+
+def test_proadapter_folder_on_disk_is_close_to_bls(geometry_model, tmp_path):
+    geometry, model = geometry_model
+    if geometry != "roberta-base":
+        pytest.skip("the disk-size target is stated for roberta-base")
+    for use_safetensors in (True, False):
+        folder = tmp_path / str(use_safetensors)
+        model.save_adapter(str(folder), "proadapter", use_safetensors=use_safetensors, with_head=False)
+        bls = storage_report(model, "proadapter", saved_folder=str(folder)).propetl.bls_bits
+        assert folder_bytes(str(folder)) <= 1.02 * bls / 8 + 16 * 1024
+
+
+def test_cli_on_a_saved_folder_and_on_a_config_string(tmp_path, capsys):
+    from tests.conftest import build_adapter_model, tiny_config
+    model = build_adapter_model("bert", "proadapter[reduction_factor=8]")
+    tiny = tmp_path / "tiny-bert"
+    tiny_config("bert").save_pretrained(str(tiny))
+    model.save_adapter(str(tmp_path / "saved"), "task", with_head=False)
+    assert main([str(tmp_path / "saved"), "--model", str(tiny)]) == 0
+    text = capsys.readouterr().out
+    assert "bit-level storage (bits)" in text and "plain seq_bn" in text
+    assert main([str(tiny), "--config", "prolora[r=4]", "--json"]) == 0
+    assert '"method": "prolora"' in capsys.readouterr().out
+
+
+def test_cli_rejects_a_model_without_config(tmp_path, capsys):
+    from tests.conftest import tiny_config
+    tiny = tmp_path / "tiny-bert"
+    tiny_config("bert").save_pretrained(str(tiny))
+    with pytest.raises(SystemExit):
+        main([str(tiny)])
+    assert "pass --config" in capsys.readouterr().err
+
+
+def test_format_report_mentions_the_head_separately():
+    from tests.conftest import build_adapter_model
+    model = build_adapter_model("bert", "proadapter[reduction_factor=8]")
+    text = format_report(storage_report(model, "task"))
+    assert "prediction head (not included above)" in text

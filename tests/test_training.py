@@ -1,0 +1,94 @@
+"""Optimizer groups for masks and exact resumption through AdapterTrainer checkpoints."""
+
+import os
+
+import pytest
+import torch
+from adapters import AdapterTrainer
+from safetensors.torch import load_file
+from transformers import TrainingArguments
+
+from propetl_adapters.serialization import adapter_masks, adapter_tensors
+from propetl_adapters.training import ProPETLTrainer, mask_score_parameters, propetl_parameter_groups
+from tests.conftest import VARIANTS, build_adapter_model
+
+
+class ToyDataset(torch.utils.data.Dataset):
+    def __init__(self, n=48, seed=0):
+        generator = torch.Generator().manual_seed(seed)
+        self.input_ids = torch.randint(2, 99, (n, 9), generator=generator)
+        self.labels = (self.input_ids[:, 0] > 50).long()
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.input_ids[i], "attention_mask": torch.ones(9, dtype=torch.long),
+                "labels": self.labels[i]}
+
+
+def _args(out, **kwargs):
+    defaults = dict(output_dir=str(out), per_device_train_batch_size=8, learning_rate=1e-2, weight_decay=0.1,
+                    report_to=[], use_cpu=True, seed=7, logging_steps=100, save_strategy="steps", save_steps=3,
+                    disable_tqdm=True, dataloader_num_workers=0, lr_scheduler_type="constant")
+    defaults.update(kwargs)
+    return TrainingArguments(**defaults)
+
+
+def test_parameter_groups_give_masks_their_own_rate_and_decay():
+    model = build_adapter_model("bert", VARIANTS["proadapter"])
+    groups = propetl_parameter_groups(model, weight_decay=0.1, mask_learning_rate=3e-3, mask_weight_decay=0.0)
+    mask_ids = {id(p) for p in mask_score_parameters(model)}
+    mask_groups = [g for g in groups if any(id(p) in mask_ids for p in g["params"])]
+    assert mask_groups and all(g["lr"] == 3e-3 and g["weight_decay"] == 0.0 for g in mask_groups)
+    assert all(id(p) in mask_ids for g in mask_groups for p in g["params"])
+    other = [g for g in groups if g not in mask_groups]
+    decayed = [g for g in other if g["weight_decay"] == 0.1]
+    assert decayed and all("lr" not in g for g in other)
+    counted = sum(len(g["params"]) for g in groups)
+    assert counted == len({id(p) for p in model.parameters() if p.requires_grad})
+
+
+def test_trainer_builds_the_mask_groups(tmp_path):
+    model = build_adapter_model("bert", VARIANTS["prolora"])
+    trainer = ProPETLTrainer(model=model, args=_args(tmp_path), train_dataset=ToyDataset(),
+                             mask_learning_rate=3e-2)
+    optimizer = trainer.create_optimizer()
+    assert sorted({g["lr"] for g in optimizer.param_groups}) == [1e-2, 3e-2]
+
+
+@pytest.mark.parametrize("trainer_class", [AdapterTrainer, ProPETLTrainer])
+def test_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path, variant, trainer_class):
+    def final_state(out, max_steps, resume=None):
+        model = build_adapter_model("bert", VARIANTS[variant], seed=3)
+        trainer = trainer_class(model=model, args=_args(out, max_steps=max_steps), train_dataset=ToyDataset())
+        trainer.train(resume_from_checkpoint=resume)
+        return {k: v.detach().clone() for k, v in adapter_tensors(model, "task").items()}
+
+    straight = final_state(tmp_path / "straight", 6)
+    final_state(tmp_path / "interrupted", 3)
+    checkpoint = tmp_path / "interrupted" / "checkpoint-3"
+    saved = load_file(str(checkpoint / "task" / "adapter.safetensors")) \
+        if os.path.exists(checkpoint / "task" / "adapter.safetensors") else torch.load(checkpoint / "task" / "pytorch_adapter.bin")
+    assert any(k.endswith(".scores") for k in saved), "checkpoints must keep float scores"
+    resumed = final_state(tmp_path / "interrupted", 6, resume=str(checkpoint))
+    assert set(resumed) == set(straight)
+    for key in straight:
+        assert torch.equal(resumed[key], straight[key]), key
+
+
+def test_load_best_model_at_end_restores_the_best_checkpoint(tmp_path):
+    model = build_adapter_model("bert", VARIANTS["proadapter"], seed=5)
+    args = _args(tmp_path, max_steps=6, eval_strategy="steps", eval_steps=3, load_best_model_at_end=True,
+                 metric_for_best_model="loss", greater_is_better=False, save_total_limit=5)
+    trainer = ProPETLTrainer(model=model, args=args, train_dataset=ToyDataset(), eval_dataset=ToyDataset(16, seed=1),
+                             mask_learning_rate=5e-2)
+    trainer.train()
+    best = trainer.state.best_model_checkpoint
+    assert best is not None
+    reference = build_adapter_model("bert", VARIANTS["proadapter"], seed=11)
+    reference.load_adapter(os.path.join(best, "task"))
+    ours, theirs = adapter_tensors(model, "task"), adapter_tensors(reference, "task")
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert all(torch.equal(m.binary(), adapter_masks(reference, "task")[p].binary())
+               for p, m in adapter_masks(model, "task").items())
