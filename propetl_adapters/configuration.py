@@ -7,8 +7,8 @@ treats a ProPETL adapter like its plain counterpart. The extra field
 tells the patched ``AdapterConfig._get_config_class`` which class to rebuild.
 """
 
-from dataclasses import dataclass, field, fields
-from typing import Dict, List, Mapping, Optional, Type, Union
+from dataclasses import dataclass, fields
+from typing import Dict, Mapping, Type, Union
 
 from adapters.configuration.adapter_config import (
     ADAPTER_CONFIG_MAP,
@@ -31,36 +31,21 @@ class ProPETLFields:
             "only share" ablation).
         random_mask: draw a fresh random sub-network at every forward pass instead of
             learning scores (the "random mask" ablation).
-        tasks: task names for multi-task hybrid masks (empty: single task).
-        task_density: kept fraction of each task mask (multi-task only).
     """
 
     density: float = 0.5
     shared: bool = True
     masked: bool = True
     random_mask: bool = False
-    tasks: List[str] = field(default_factory=list)
-    task_density: Optional[float] = None
     propetl_method: str = ""
 
     def validate_propetl_fields(self):
         name = type(self).__name__
-        for key in ("density", "task_density"):
-            value = getattr(self, key)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
-                raise ValueError(f"{name}.{key} must be a number in (0, 1], got {value!r}.")
+        density = self.density
+        if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0.0 < density <= 1.0:
+            raise ValueError(f"{name}.density must be a number in (0, 1], got {density!r}.")
         if self.random_mask and not self.masked:
             raise ValueError(f"{name}: random_mask=True needs masked=True (a random mask is still a mask).")
-        if not isinstance(self.tasks, (list, tuple)) or not all(isinstance(t, str) and t for t in self.tasks):
-            raise ValueError(f"{name}.tasks must be a list of non-empty task names, got {self.tasks!r}.")
-        if len(set(self.tasks)) != len(self.tasks):
-            raise ValueError(f"{name}.tasks has duplicate names: {self.tasks!r}.")
-
-    @property
-    def is_multitask(self) -> bool:
-        return len(self.tasks) > 0
 
     def plain_config(self) -> AdapterConfig:
         """The AdapterHub config of the plain method with the same geometry (used after freezing masks)."""
