@@ -26,5 +26,8 @@ setup(
         "generation": ["rouge-score>=0.1.2", "sacrebleu>=2.3"],
         "test": ["pytest>=7"],
     },
-    entry_points={"console_scripts": ["propetl-storage=propetl_adapters.storage:main"]},
+    entry_points={"console_scripts": [
+        "propetl-storage=propetl_adapters.storage:main",
+        "propetl-table=propetl_adapters.glue.results_table:main",
+    ]},
 )

@@ -23,13 +23,12 @@ import dataclasses
 import glob
 import json
 import logging
-import math
 import os
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -352,6 +351,15 @@ def unused_trainable_parameters(model, batch: dict) -> List[str]:
 # ---------------------------------------------------------------------------
 
 
+def _is_plain_reparametrised_prefix(config) -> bool:
+    """Plain AdapterHub prefix tuning with its MLP (``flat=False``): exported as the generated prefixes."""
+    from adapters import PrefixTuningConfig
+
+    from ..configuration import is_propetl_config
+
+    return isinstance(config, PrefixTuningConfig) and not config.flat and not is_propetl_config(config)
+
+
 def _bits_groups(tensors) -> Dict[int, int]:
     groups: Dict[int, int] = {}
     for tensor in tensors:
@@ -409,7 +417,7 @@ def storage_summary(model, adapter_name: Optional[str], method: str, folder: Opt
         summary.update(base_model_parameters=base, trainable_parameters=trainable_module,
                        stored_parameters_by_bits=groups, bls_bits=sum(b * n for b, n in groups.items()),
                        bytes_on_disk=folder_bytes(folder) if folder else None, plain_counterpart=None, notes=[])
-        if method.startswith("prefix"):
+        if _is_plain_reparametrised_prefix(model.adapters_config.get(adapter_name)) or method == "prefix_tuning":
             summary["notes"].append("plain prefix tuning is ejected before saving: the stored tensors are the "
                                     "generated per-layer prefixes, not the training-time MLP")
     base = summary["base_model_parameters"]
@@ -436,6 +444,12 @@ def atomic_write_json(path: str, data) -> None:
 def checkpoint_folders(output_dir: str) -> List[str]:
     folders = [p for p in glob.glob(os.path.join(output_dir, "checkpoint-*")) if os.path.isdir(p)]
     return sorted(folders, key=lambda p: int(p.rsplit("-", 1)[-1]) if p.rsplit("-", 1)[-1].isdigit() else -1)
+
+
+def resumable_checkpoint(output_dir: str) -> Optional[str]:
+    """The last checkpoint that was written completely (its trainer_state.json is written last)."""
+    complete = [c for c in checkpoint_folders(output_dir) if os.path.isfile(os.path.join(c, "trainer_state.json"))]
+    return complete[-1] if complete else None
 
 
 def is_done(output_dir: str) -> bool:
@@ -471,9 +485,8 @@ def _changed_arguments(old: dict, new: dict) -> List[str]:
 
 def _prepare_training_args(training_args, task: TaskData, propetl_args: ProPETLArguments):
     """Protocol settings: evaluate and save together, keep the best checkpoint by the task's main metric."""
-    from transformers.trainer_utils import IntervalStrategy
-
     import torch
+    from transformers.trainer_utils import IntervalStrategy
 
     changes: Dict[str, Any] = {"load_best_model_at_end": True, "metric_for_best_model": task.main_metric,
                                "greater_is_better": True, "label_names": ["labels"]}
@@ -522,8 +535,6 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
         ExperimentError: bad arguments (the message names the flag).
         GlueDataError: missing or malformed data files (the message names the file).
     """
-    import torch
-    import transformers
     from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, default_data_collator, set_seed
 
@@ -544,6 +555,9 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
     main_process = training_args.process_index == 0
     if is_done(output_dir) and not training_args.overwrite_output_dir:
         results_path = os.path.join(output_dir, RESULTS_FILE)
+        if not os.path.isfile(results_path):
+            raise ExperimentError(f"{output_dir} has a {DONE_FILE} marker but no {RESULTS_FILE}; remove the marker "
+                                  "or pass --overwrite_output_dir")
         logger.info("%s has a %s marker: the run is finished, nothing to do (use --overwrite_output_dir to "
                     "rerun)", output_dir, DONE_FILE)
         with open(results_path, encoding="utf-8") as handle:
@@ -552,7 +566,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
     # Validate everything cheap before touching the output folder or loading the model.
     adapter_config = resolve_adapter_config(adapter_args, propetl_args)
     method = method_name(adapter_args, adapter_config)
-    task = load_task_data(data_args)
+    with training_args.main_process_first(desc="loading data"):  # one download when several processes run
+        task = load_task_data(data_args)
     training_args = _prepare_training_args(training_args, task, propetl_args)
     if training_args.num_train_epochs <= 0 and training_args.max_steps <= 0:
         raise ExperimentError("nothing to train: --num_train_epochs and --max_steps are both 0")
@@ -567,8 +582,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
             for folder in checkpoint_folders(output_dir) + [os.path.join(output_dir, ADAPTER_DIR),
                                                             os.path.join(output_dir, MODEL_DIR)]:
                 shutil.rmtree(folder, ignore_errors=True)
-    elif resume_from is None and checkpoint_folders(output_dir):
-        resume_from = checkpoint_folders(output_dir)[-1]
+    elif resume_from is None:
+        resume_from = resumable_checkpoint(output_dir)
     if resume_from is not None:
         if not os.path.isdir(resume_from):
             raise ExperimentError(f"--resume_from_checkpoint {resume_from}: not a folder")
@@ -668,7 +683,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
     export_dir = os.path.join(output_dir, ADAPTER_DIR if adapter_config is not None else MODEL_DIR)
     shutil.rmtree(export_dir, ignore_errors=True)
     if adapter_config is not None:
-        if method.startswith("prefix_tuning"):
+        if _is_plain_reparametrised_prefix(adapter_config):
             model.eject_prefix_tuning(name)
         model.save_adapter(export_dir, name, with_head=True)
     else:
@@ -701,6 +716,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
         "arguments": json.loads(json.dumps(arguments, default=str)),
         "versions": _versions(),
     })
+    results = json.loads(json.dumps(results, default=str))  # exactly what the file holds (string keys)
     atomic_write_json(os.path.join(output_dir, RESULTS_FILE), results)
     if propetl_args.delete_checkpoints:
         for folder in checkpoint_folders(output_dir):

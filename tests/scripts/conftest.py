@@ -43,7 +43,7 @@ def tiny_bert_dir(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("tiny_bert")
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     letters = sorted(set("".join(WORDS)))
-    vocab = specials + sorted(set(WORDS)) + letters + [f"##{c}" for c in letters] + [".", ","]
+    vocab = list(dict.fromkeys(specials + sorted(set(WORDS)) + letters + [f"##{c}" for c in letters] + [".", ","]))
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
     tokenizer.save_pretrained(folder)

@@ -1,0 +1,121 @@
+"""Argument handling of scripts/run_*.sh, checked with DRY_RUN=1 (nothing is trained)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+
+import pytest
+
+from .conftest import REPO_ROOT
+
+SCRIPTS = REPO_ROOT / "scripts"
+
+
+def run_script(name, tmp_path, **env):
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("MODEL", "TASKS", "SEEDS", "OUTPUT_DIR", "GLUE_DIR", "EXTRA_ARGS", "METHOD", "DENSITY",
+                             "MASK_LR", "LR", "BATCH_SIZE", "GRAD_ACCUM", "PER_DEVICE_BATCH", "NPROC", "DRY_RUN")}
+    full_env.update({"OUTPUT_DIR": str(tmp_path / "out"), **env})
+    return subprocess.run(["bash", str(SCRIPTS / name)], capture_output=True, text=True, env=full_env, timeout=60)
+
+
+def commands(stdout: str) -> list[list[str]]:
+    return [shlex.split(line[2:]) for line in stdout.splitlines() if line.startswith("+ ")]
+
+
+def flag(cmd: list[str], name: str) -> str:
+    return cmd[cmd.index(name) + 1]
+
+
+@pytest.mark.parametrize("script, method, label, config, density, mask_lr", [
+    ("run_adapter.sh", "pro", "proadapter", "proadapter", "0.5", "3e-3"),
+    ("run_lora.sh", "pro", "prolora", "prolora", "0.1", "3e-2"),
+    ("run_prefix.sh", "pro", "proprefix", "proprefix", "0.1", "1e-4"),
+    ("run_adapter.sh", "plain", "seq_bn", "seq_bn[reduction_factor=12]", None, None),
+    ("run_lora.sh", "plain", "lora", "lora[r=32,alpha=32]", None, None),
+    ("run_prefix.sh", "plain", "prefix_tuning", "prefix_tuning[prefix_length=64]", None, None),
+])
+def test_dry_run_prints_the_paper_protocol(script, method, label, config, density, mask_lr, tmp_path):
+    proc = run_script(script, tmp_path, DRY_RUN="1", METHOD=method)
+    assert proc.returncode == 0, proc.stderr
+    cmds = commands(proc.stdout)
+    assert len(cmds) == 8 * 3  # 8 tasks x 3 seeds
+    assert not (tmp_path / "out").exists()  # a dry run creates nothing
+    tasks = [flag(c, "--task_name") for c in cmds]
+    assert sorted(set(tasks)) == sorted("rte mrpc stsb cola sst2 qnli qqp mnli".split())
+    assert sorted({flag(c, "--seed") for c in cmds}) == ["42", "43", "44"]
+    cmd = cmds[0]
+    assert cmd[1].endswith("run_glue.py") and flag(cmd, "--model_name_or_path") == "roberta-base"
+    assert "--glue_dir" not in cmd  # online task names without GLUE_DIR
+    assert flag(cmd, "--output_dir") == str(tmp_path / "out" / label / "rte" / "seed42")
+    assert flag(cmd, "--learning_rate") == "1e-4" and flag(cmd, "--weight_decay") == "0.1"
+    assert flag(cmd, "--warmup_ratio") == "0.1" and flag(cmd, "--max_seq_length") == "128"
+    assert flag(cmd, "--per_device_train_batch_size") == "128" and flag(cmd, "--gradient_accumulation_steps") == "1"
+    assert "--paper_epochs" in cmd and flag(cmd, "--eval_strategy") == "epoch"
+    assert flag(cmd, "--adapter_config") == config and "--train_adapter" in cmd
+    if density is None:
+        assert "--density" not in cmd and "--mask_learning_rate" not in cmd
+    else:
+        assert flag(cmd, "--density") == density and flag(cmd, "--mask_learning_rate") == mask_lr
+
+
+def test_overrides_glue_dir_extra_args_batch_split_and_done_skip(tmp_path):
+    glue = tmp_path / "glue"
+    glue.mkdir()
+    done = tmp_path / "out" / "proadapter" / "rte" / "seed1"
+    done.mkdir(parents=True)
+    (done / "DONE").write_text("finished\n")
+    proc = run_script("run_adapter.sh", tmp_path, DRY_RUN="1", TASKS="rte stsb", SEEDS="1 2", MODEL="/models/x y",
+                      GLUE_DIR=str(glue), PER_DEVICE_BATCH="32", GRAD_ACCUM="4", DENSITY="0.3",
+                      EXTRA_ARGS="--bf16 --logging_steps 10", NPROC="1")
+    assert proc.returncode == 0, proc.stderr
+    assert f"[skip] {done} (DONE)" in proc.stdout
+    cmds = commands(proc.stdout)
+    assert [(flag(c, "--task_name"), flag(c, "--seed")) for c in cmds] == [("rte", "2"), ("stsb", "1"), ("stsb", "2")]
+    cmd = cmds[0]
+    assert flag(cmd, "--model_name_or_path") == "/models/x y" and flag(cmd, "--glue_dir") == str(glue)
+    assert flag(cmd, "--per_device_train_batch_size") == "32" and flag(cmd, "--gradient_accumulation_steps") == "4"
+    assert flag(cmd, "--density") == "0.3" and cmd[-3:] == ["--bf16", "--logging_steps", "10"]
+    assert "3 run(s) to do, 1 already DONE" in proc.stdout
+
+
+def test_finetune_and_multi_process_launch(tmp_path):
+    proc = run_script("run_finetune.sh", tmp_path, DRY_RUN="1", TASKS="mrpc", SEEDS="42", NPROC="2")
+    assert proc.returncode == 0, proc.stderr
+    (cmd,) = commands(proc.stdout)
+    assert cmd[1:4] == ["-m", "torch.distributed.run", "--nproc_per_node=2"]
+    assert "--train_adapter" not in cmd and "--delete_checkpoints" in cmd
+    assert flag(cmd, "--learning_rate") == "2e-5" and flag(cmd, "--per_device_train_batch_size") == "64"
+    assert flag(cmd, "--output_dir").endswith("full_finetuning/mrpc/seed42")
+
+
+@pytest.mark.parametrize("script, env, message", [
+    ("run_adapter.sh", {"METHOD": "both"}, "METHOD must be 'pro' (ProAdapter) or 'plain'"),
+    ("run_lora.sh", {"TASKS": "rte sts-b"}, "TASKS: unknown task 'sts-b'"),
+    ("run_prefix.sh", {"SEEDS": "42 x"}, "SEEDS: 'x' is not a non-negative integer"),
+    ("run_adapter.sh", {"PER_DEVICE_BATCH": "16"}, "expected BATCH_SIZE=128"),
+    ("run_adapter.sh", {"GRAD_ACCUM": "3"}, "not divisible by GRAD_ACCUM x NPROC"),
+    ("run_lora.sh", {"GLUE_DIR": "/nonexistent/glue"}, "GLUE_DIR=/nonexistent/glue is not a folder"),
+    ("run_lora.sh", {"METHOD": "plain", "DENSITY": "0.5"}, "DENSITY and MASK_LR apply to METHOD=pro only"),
+    ("run_prefix.sh", {"DENSITY": "half"}, "DENSITY must be a positive number, got 'half'"),
+    ("run_finetune.sh", {"MASK_LR": "1e-3"}, "do not apply to full fine-tuning"),
+    ("run_adapter.sh", {"DRY_RUN": "yes"}, "DRY_RUN must be 0 or 1"),
+])
+def test_bad_arguments_stop_with_a_clear_message(script, env, message, tmp_path):
+    proc = run_script(script, tmp_path, **{"DRY_RUN": "1", **env})
+    assert proc.returncode == 2
+    assert message in proc.stderr and proc.stderr.startswith(f"{script}: error:")
+    assert not commands(proc.stdout)
+
+
+def test_a_failing_run_stops_the_script_without_retrying(tmp_path):
+    """The first failing run_glue.py stops the grid with its exit status (here python exits 3)."""
+    fake = tmp_path / "fake_python"
+    fake.write_text("#!/usr/bin/env bash\necho called >> \"$(dirname \"$0\")/calls\"\nexit 3\n")
+    fake.chmod(0o755)
+    proc = run_script("run_adapter.sh", tmp_path, TASKS="rte mrpc", SEEDS="42", PYTHON=str(fake))
+    assert proc.returncode == 3
+    assert (tmp_path / "calls").read_text().count("called") == 1
+    assert "run failed with exit code 3" in proc.stderr
