@@ -66,6 +66,9 @@ def _frozen_prefix_group(group, plain_config: PrefixTuningConfig) -> PrefixTunin
     return plain
 
 
+_FROZEN = {ProAdapter: _frozen_adapter, ProLoRA: _frozen_lora}
+
+
 @torch.no_grad()
 def freeze_masks(model, adapter_name: str):
     """Replace a ProPETL adapter by the plain adapter its masks select, layer by layer (outputs unchanged)."""
@@ -79,14 +82,13 @@ def freeze_masks(model, adapter_name: str):
     if isinstance(plain_config, PrefixTuningConfig):
         plain_config = plain_config.replace(flat=True)
     for module in canonical_named_modules(model).values():
-        registry = getattr(module, "adapters", None) if hasattr(module, "adapter_fusion_layer") else None
-        if isinstance(registry, nn.ModuleDict) and isinstance(registry[adapter_name] if adapter_name in registry
-                                                              else None, ProAdapter):
-            registry[adapter_name] = _frozen_adapter(registry[adapter_name], plain_config)
-        loras = getattr(module, "loras", None)
-        if isinstance(loras, nn.ModuleDict) and isinstance(loras[adapter_name] if adapter_name in loras else None,
-                                                           ProLoRA):
-            loras[adapter_name] = _frozen_lora(loras[adapter_name], plain_config)
+        # Bottleneck layers keep their adapters in `.adapters`, LoRA layers in `.loras`.
+        for registry_name in ("adapters", "loras"):
+            registry = getattr(module, registry_name, None)
+            if isinstance(registry, nn.ModuleDict) and adapter_name in registry:
+                masked = registry[adapter_name]
+                if type(masked) in _FROZEN:
+                    registry[adapter_name] = _FROZEN[type(masked)](masked, plain_config)
     for group in prefix_groups(model, adapter_name).values():
         model.base_model.prefix_tuning.prefix_tunings[adapter_name] = _frozen_prefix_group(group, plain_config)
     if adapter_name in model.base_model.shared_parameters:

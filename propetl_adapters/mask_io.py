@@ -15,7 +15,6 @@ Layout (all integers little-endian; documented in docs/mask_format.md):
 import hashlib
 import json
 import math
-import os
 import struct
 from dataclasses import dataclass
 from typing import Dict, List, Tuple
@@ -23,6 +22,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 
+from .atomic import atomic_write_bytes
 from .masks import KEPT_COUNT_RULE, kept_count
 
 MASK_FILE_NAME = "propetl_masks.bin"
@@ -55,16 +55,6 @@ def unpack_mask(data: bytes, shape: Tuple[int, ...]) -> torch.Tensor:
     numel = math.prod(shape)
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little", count=numel)
     return torch.from_numpy(bits.astype(bool)).view(*shape)
-
-
-def atomic_write_bytes(path: str, data: bytes):
-    """Write to a temporary file then rename, so a crash never leaves a half-written file."""
-    tmp_path = f"{path}.tmp-{os.getpid()}"
-    with open(tmp_path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp_path, path)
 
 
 def encode_mask_file(metadata: dict, masks: List[Tuple[str, torch.Tensor, float]]) -> bytes:

@@ -12,10 +12,11 @@ even where AdapterHub registers a module under several paths (the prefix pool).
 
 import contextlib
 import contextvars
+import io
 import json
 import os
 from os.path import isdir, join
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from adapters.configuration import AdapterConfig, build_full_config
@@ -23,8 +24,9 @@ from adapters.utils import CONFIG_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME, resolve
 from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save as safetensors_bytes
 
-from .configuration import ProPrefixConfig, is_propetl_config
-from .mask_io import MASK_FILE_NAME, MaskFileError, atomic_write_bytes, read_mask_file, write_mask_file
+from .configuration import ProPrefixConfig
+from .atomic import atomic_write_bytes
+from .mask_io import MASK_FILE_NAME, MaskFileError, read_mask_file, write_mask_file
 from .masks import TensorMask
 from .methods.prefix import FLAT_KEY, ProPrefixGroup, generate_pairs
 
@@ -115,9 +117,9 @@ def save_propetl_adapter(loader, save_directory: str, adapter_name: str, meta_di
     if helper.use_safetensors:
         atomic_write_bytes(join(save_directory, SAFE_WEIGHTS_NAME), safetensors_bytes(tensors))
     else:
-        tmp_path = join(save_directory, WEIGHTS_NAME + f".tmp-{os.getpid()}")
-        torch.save(tensors, tmp_path)
-        os.replace(tmp_path, join(save_directory, WEIGHTS_NAME))
+        buffer = io.BytesIO()
+        torch.save(tensors, buffer)
+        atomic_write_bytes(join(save_directory, WEIGHTS_NAME), buffer.getvalue())
     masks = adapter_masks(model, adapter_name)
     if masks:
         write_mask_file(join(save_directory, MASK_FILE_NAME),

@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Iterable, Optional
 
 import torch
 
@@ -50,8 +50,23 @@ class StorageReport:
         return asdict(self)
 
 
-def _bls(groups: Dict[int, int]) -> int:
+def bits_by_width(tensors: Iterable[torch.Tensor]) -> Dict[int, int]:
+    """Number of stored values per bit width (dtype size), widest first."""
+    groups: Dict[int, int] = {}
+    for tensor in tensors:
+        bits = tensor.element_size() * 8
+        groups[bits] = groups.get(bits, 0) + tensor.numel()
+    return dict(sorted(groups.items(), reverse=True))
+
+
+def bls_bits(groups: Dict[int, int]) -> int:
+    """Bit-level storage: sum over groups of (bit width x number of values)."""
     return sum(bits * count for bits, count in groups.items())
+
+
+def _figures(trainable: int, groups: Dict[int, int], base: int, bytes_on_disk: int) -> StorageFigures:
+    return StorageFigures(trainable_parameters=trainable, stored_parameters_by_bits=groups, bls_bits=bls_bits(groups),
+                          bls_percent=100.0 * bls_bits(groups) / (32 * base), bytes_on_disk=bytes_on_disk)
 
 
 def base_model_parameters(model) -> int:
@@ -86,12 +101,10 @@ def _plain_figures(model, adapter_name: str, config, base: int) -> StorageFigure
             n_layers = sum(len(loc.key_masks) for loc in group.location_masks().values())
             inner = group.n_heads * group.head_dim
             stored += n_layers * 2 * config.prefix_length * inner
-            input_size = group.prototype_source.get().get("embedding", torch.empty(0, inner)).shape[-1]
-            trainable += (config.prefix_length * input_size + (input_size + 1) * config.bottleneck_size
+            trainable += (config.prefix_length * group.input_size + (group.input_size + 1) * config.bottleneck_size
                           + (config.bottleneck_size + 1) * 2 * inner * n_layers)
-    groups = {32: stored}
-    return StorageFigures(trainable_parameters=trainable, stored_parameters_by_bits=groups, bls_bits=_bls(groups),
-                          bls_percent=100.0 * _bls(groups) / (32 * base), bytes_on_disk=None)
+    # Plain bytes on disk: the float32 payload alone (BLS / 8), no file overhead.
+    return _figures(trainable, {32: stored}, base, 32 * stored // 8)
 
 
 def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None) -> StorageReport:
@@ -106,28 +119,22 @@ def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None)
         raise ValueError(f"Adapter '{adapter_name}' is not a ProPETL adapter (config {type(config).__name__}).")
     base = base_model_parameters(model)
     tensors, _ = export_state(model, adapter_name)
-    groups: Dict[int, int] = {}
-    for tensor in tensors.values():
-        bits = tensor.element_size() * 8
-        groups[bits] = groups.get(bits, 0) + tensor.numel()
+    groups = bits_by_width(tensors.values())
     mask_bits = sum(m.scores.numel() for m in adapter_masks(model, adapter_name).values())
     if mask_bits:
         groups[1] = mask_bits
     trainable = sum(t.numel() for t in adapter_tensors(model, adapter_name).values() if isinstance(t, torch.nn.Parameter))
+    has_heads = hasattr(model, "heads")
     if saved_folder is None:
         with tempfile.TemporaryDirectory() as tmp:
-            model.save_adapter(tmp, adapter_name, use_safetensors=True, with_head=False) \
-                if hasattr(model, "heads") else model.save_adapter(tmp, adapter_name, use_safetensors=True)
+            model.save_adapter(tmp, adapter_name, use_safetensors=True, **({"with_head": False} if has_heads else {}))
             on_disk = folder_bytes(tmp)
     else:
         on_disk = folder_bytes(saved_folder)
-    propetl = StorageFigures(trainable_parameters=trainable, stored_parameters_by_bits=dict(sorted(groups.items(),
-                             reverse=True)), bls_bits=_bls(groups), bls_percent=100.0 * _bls(groups) / (32 * base),
-                             bytes_on_disk=on_disk)
+    propetl = _figures(trainable, groups, base, on_disk)
     plain = _plain_figures(model, adapter_name, config, base)
-    plain.bytes_on_disk = plain.bls_bits // 8
     head = 0
-    if hasattr(model, "heads") and adapter_name in getattr(model, "heads", {}):
+    if has_heads and adapter_name in model.heads:
         head = sum(p.numel() for p in model.heads[adapter_name].parameters())
     notes = []
     if isinstance(config, ProPrefixConfig):

@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..atomic import atomic_write_json
 from .metrics import accuracy, compute_glue_metrics, f1, pearson, spearmanr
 from .splits import DEFAULT_SPLIT_SEED
 from .tasks import TASK_NAMES, GlueDataError, GlueTask, get_task, load_glue_dir, load_glue_online
@@ -360,14 +361,6 @@ def _is_plain_reparametrised_prefix(config) -> bool:
     return isinstance(config, PrefixTuningConfig) and not config.flat and not is_propetl_config(config)
 
 
-def _bits_groups(tensors) -> Dict[int, int]:
-    groups: Dict[int, int] = {}
-    for tensor in tensors:
-        bits = tensor.element_size() * 8
-        groups[bits] = groups.get(bits, 0) + tensor.numel()
-    return dict(sorted(groups.items(), reverse=True))
-
-
 def head_bytes(folder: str) -> int:
     from ..storage import HEAD_FILES
 
@@ -386,15 +379,15 @@ def storage_summary(model, adapter_name: Optional[str], method: str, folder: Opt
     """
     from ..configuration import is_propetl_config
     from ..serialization import adapter_tensors
-    from ..storage import base_model_parameters, folder_bytes, storage_report
+    from ..storage import base_model_parameters, bits_by_width, bls_bits, folder_bytes, storage_report
 
     summary: Dict[str, Any] = {"method": method, "head_parameters": head_parameters,
                                "head_bytes_on_disk": head_bytes(folder) if folder else None}
     if adapter_name is None:
         base = sum(p.numel() for p in model.base_model.parameters())
-        groups = _bits_groups(list(model.base_model.parameters()))
+        groups = bits_by_width(model.base_model.parameters())
         summary.update(base_model_parameters=base, trainable_parameters=trainable_module,
-                       stored_parameters_by_bits=groups, bls_bits=sum(b * n for b, n in groups.items()),
+                       stored_parameters_by_bits=groups, bls_bits=bls_bits(groups),
                        bytes_on_disk=None, plain_counterpart=None,
                        notes=["full fine-tuning stores a whole model per task; bytes on disk are the saved "
                               "model weights (prediction head included there)"])
@@ -413,9 +406,9 @@ def storage_summary(model, adapter_name: Optional[str], method: str, folder: Opt
                        notes=list(report.notes))
     else:
         base = base_model_parameters(model)
-        groups = _bits_groups(list(adapter_tensors(model, adapter_name).values()))
+        groups = bits_by_width(adapter_tensors(model, adapter_name).values())
         summary.update(base_model_parameters=base, trainable_parameters=trainable_module,
-                       stored_parameters_by_bits=groups, bls_bits=sum(b * n for b, n in groups.items()),
+                       stored_parameters_by_bits=groups, bls_bits=bls_bits(groups),
                        bytes_on_disk=folder_bytes(folder) if folder else None, plain_counterpart=None, notes=[])
         if _is_plain_reparametrised_prefix(model.adapters_config.get(adapter_name)) or method == "prefix_tuning":
             summary["notes"].append("plain prefix tuning is ejected before saving: the stored tensors are the "
@@ -429,16 +422,6 @@ def storage_summary(model, adapter_name: Optional[str], method: str, folder: Opt
 # ---------------------------------------------------------------------------
 # Output folder state
 # ---------------------------------------------------------------------------
-
-
-def atomic_write_json(path: str, data) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=False, default=str)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def checkpoint_folders(output_dir: str) -> List[str]:
@@ -598,7 +581,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
             logger.warning("resuming with changed arguments: %s", "; ".join(changed))
     if main_process:
         os.makedirs(output_dir, exist_ok=True)
-        atomic_write_json(arguments_path, arguments)
+        atomic_write_json(arguments_path, arguments, default=str)
 
     train_rows = _limit(task.splits["train"], data_args.max_train_samples, "--max_train_samples")
     validation_rows = _limit(task.splits["validation"], data_args.max_eval_samples, "--max_eval_samples")
@@ -717,7 +700,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
         "versions": _versions(),
     })
     results = json.loads(json.dumps(results, default=str))  # exactly what the file holds (string keys)
-    atomic_write_json(os.path.join(output_dir, RESULTS_FILE), results)
+    atomic_write_json(os.path.join(output_dir, RESULTS_FILE), results, default=str)
     if propetl_args.delete_checkpoints:
         for folder in checkpoint_folders(output_dir):
             shutil.rmtree(folder, ignore_errors=True)

@@ -17,6 +17,7 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..atomic import atomic_write_text
 from .metrics import paper_average
 from .tasks import get_task
 
@@ -196,10 +197,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if path:
             directory = os.path.dirname(os.path.abspath(path))
             os.makedirs(directory, exist_ok=True)
-            tmp = f"{path}.tmp-{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(content)
-            os.replace(tmp, path)
+            atomic_write_text(path, content)
     return 0
 
 

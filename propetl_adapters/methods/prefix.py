@@ -74,14 +74,14 @@ class ProPrefixGroup(nn.ModuleDict):
         if len(geometry) != 1:
             raise ValueError(f"ProPrefix '{adapter_name}' shares one prefix across all attention layers, which needs "
                              f"the same heads/head size everywhere; found {sorted(geometry)}.")
-        (self.n_heads, self.head_dim, input_size), = geometry
+        (self.n_heads, self.head_dim, self.input_size), = geometry
         self.config = config
         inner = self.n_heads * self.head_dim
         total_layers = sum(c["count"] for c in location_configs.values())
         n_pairs = 1 if config.shared else total_layers
 
         def build():
-            return new_generator(config, input_size, inner, n_pairs)
+            return new_generator(config, self.input_size, inner, n_pairs)
 
         if config.shared:
             prototype = pending_prototype(adapters_config, adapter_name, build)
