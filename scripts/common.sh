@@ -140,3 +140,28 @@ run_grid() {
         echo "== $label: $run_count run(s) finished, $done_count already DONE"
     fi
 }
+
+# run_pro_or_plain PRO_LABEL PRO_NAME DEFAULT_DENSITY DEFAULT_MASK_LR PLAIN_LABEL PLAIN_CONFIG:
+# the METHOD switch of run_adapter.sh / run_lora.sh / run_prefix.sh. METHOD=pro (default) runs the
+# ProPETL variant with DENSITY and MASK_LR; METHOD=plain runs its plain counterpart.
+run_pro_or_plain() {
+    local pro_label="$1" pro_name="$2" default_density="$3" default_mask_lr="$4" plain_label="$5" plain_config="$6"
+    METHOD="${METHOD:-pro}"
+    case "$METHOD" in
+        pro)
+            DENSITY="${DENSITY:-$default_density}"
+            MASK_LR="${MASK_LR:-$default_mask_lr}"
+            check_number DENSITY "$DENSITY"
+            check_number MASK_LR "$MASK_LR"
+            run_grid "$pro_name" "${LR:-1e-4}" --train_adapter --adapter_config "$pro_name" \
+                --density "$DENSITY" --mask_learning_rate "$MASK_LR"
+            ;;
+        plain)
+            [[ -z "${DENSITY:-}${MASK_LR:-}" ]] || die "DENSITY and MASK_LR apply to METHOD=pro only"
+            run_grid "$plain_label" "${LR:-1e-4}" --train_adapter --adapter_config "$plain_config"
+            ;;
+        *)
+            die "METHOD must be 'pro' ($pro_label) or 'plain' ($plain_label), got '$METHOD'"
+            ;;
+    esac
+}
