@@ -26,6 +26,13 @@ def _trained(arch, variant, seed=0):
     return model.eval()
 
 
+def _saved_bert(folder, variant):
+    """A trained tiny-BERT adapter saved (without head) to ``folder``; returns the model."""
+    model = _trained("bert", variant)
+    model.save_adapter(str(folder), "task", with_head=False)
+    return model
+
+
 def _fresh(arch, seed=0):
     torch.manual_seed(seed)
     return AutoAdapterModel.from_config(tiny_config(arch)).eval()
@@ -101,8 +108,7 @@ def _assert_unchanged(model, before):
 
 
 def test_mask_file_for_another_layer_count_is_rejected_and_model_unchanged(tmp_path, variant):
-    model = _trained("bert", variant)
-    model.save_adapter(str(tmp_path), "task", with_head=False)
+    _saved_bert(tmp_path, variant)
     config = tiny_config("bert")
     config.num_hidden_layers = 2
     torch.manual_seed(0)
@@ -116,8 +122,7 @@ def test_mask_file_for_another_layer_count_is_rejected_and_model_unchanged(tmp_p
 
 @pytest.mark.parametrize("damage", ["truncate", "flip_byte"])
 def test_damaged_mask_file_is_rejected(tmp_path, variant, damage):
-    model = _trained("bert", variant)
-    model.save_adapter(str(tmp_path), "task", with_head=False)
+    _saved_bert(tmp_path, variant)
     path = tmp_path / MASK_FILE_NAME
     data = bytearray(path.read_bytes())
     if damage == "truncate":
@@ -133,8 +138,7 @@ def test_damaged_mask_file_is_rejected(tmp_path, variant, damage):
 
 
 def test_kept_count_disagreeing_with_config_is_rejected(tmp_path):
-    model = _trained("bert", "proadapter")
-    model.save_adapter(str(tmp_path), "task", with_head=False)
+    _saved_bert(tmp_path, "proadapter")
     saved = json.load(open(tmp_path / "adapter_config.json"))
     saved["config"]["density"] = 0.25
     json.dump(saved, open(tmp_path / "adapter_config.json", "w"))
@@ -153,8 +157,7 @@ def test_mask_whose_kept_count_breaks_its_density_is_rejected(tmp_path):
 
 
 def test_prolora_folder_cannot_be_loaded_as_proadapter(tmp_path):
-    model = _trained("bert", "prolora")
-    model.save_adapter(str(tmp_path), "task", with_head=False)
+    _saved_bert(tmp_path, "prolora")
     fresh = _fresh("bert")
     with pytest.raises(ValueError, match="holds a 'prolora' adapter.*proadapter"):
         fresh.load_adapter(str(tmp_path), config="proadapter", with_head=False)
@@ -166,8 +169,7 @@ def test_prolora_folder_cannot_be_loaded_as_proadapter(tmp_path):
 
 
 def test_load_as_renames_and_keeps_masks(tmp_path):
-    model = _trained("bert", "proadapter")
-    model.save_adapter(str(tmp_path), "task", with_head=False)
+    model = _saved_bert(tmp_path, "proadapter")
     fresh = _fresh("bert")
     name = fresh.load_adapter(str(tmp_path), load_as="renamed", with_head=False)
     assert name == "renamed"
