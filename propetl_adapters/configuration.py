@@ -8,7 +8,7 @@ tells the patched ``AdapterConfig._get_config_class`` which class to rebuild.
 """
 
 from dataclasses import dataclass, fields
-from typing import Dict, Mapping, Type, Union
+from typing import Dict, Mapping, Optional, Sequence, Type, Union
 
 from adapters.configuration.adapter_config import (
     ADAPTER_CONFIG_MAP,
@@ -31,21 +31,44 @@ class ProPETLFields:
             "only share" ablation).
         random_mask: draw a fresh random sub-network at every forward pass instead of
             learning scores (the "random mask" ablation).
+        tasks: task names of a multi-task adapter with hybrid layer/task masks (SPEC §1.3): a list,
+            or one string 'rte|mrpc|stsb' (so ``proadapter[tasks=rte|mrpc]`` works). Empty: single task.
+        task_density: kept fraction of every task mask.
+        density: kept fraction of every layer mask; None means 0.5 for a single task and 0.3 with
+            ``tasks`` (the paper's setting, which keeps about half of the prototype after the OR).
     """
 
-    density: float = 0.5
+    density: Optional[float] = None
     shared: bool = True
     masked: bool = True
     random_mask: bool = False
+    tasks: Union[None, str, Sequence[str]] = None
+    task_density: float = 0.3
     propetl_method: str = ""
 
     def validate_propetl_fields(self):
+        from .multitask import parse_task_list
+
         name = type(self).__name__
-        density = self.density
-        if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0.0 < density <= 1.0:
-            raise ValueError(f"{name}.density must be a number in (0, 1], got {density!r}.")
+        tasks = list(parse_task_list(self.tasks, where=f"{name}.tasks")) or None
+        object.__setattr__(self, "tasks", tasks)  # configs are frozen after __init__; normalise once here
+        for field_name in ("density", "task_density"):
+            value = getattr(self, field_name)
+            if field_name == "density" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+                raise ValueError(f"{name}.{field_name} must be a number in (0, 1], got {value!r}.")
         if self.random_mask and not self.masked:
             raise ValueError(f"{name}: random_mask=True needs masked=True (a random mask is still a mask).")
+        if tasks and not (self.shared and self.masked):
+            raise ValueError(f"{name}: tasks (hybrid layer/task masks) need shared=True and masked=True.")
+
+    @property
+    def layer_density(self) -> float:
+        """The kept fraction of every layer mask (``density``, or its default for one task / several tasks)."""
+        if self.density is not None:
+            return self.density
+        return 0.3 if self.tasks else 0.5
 
     def plain_config(self) -> AdapterConfig:
         """The AdapterHub config of the plain method with the same geometry (used after freezing masks)."""
@@ -97,6 +120,9 @@ class ProPrefixConfig(PrefixTuningConfig, ProPETLFields):
         self.validate_propetl_fields()
         if self.use_gating:
             raise ValueError("ProPrefixConfig does not support use_gating.")
+        if self.tasks:
+            raise ValueError("ProPrefixConfig does not support tasks: hybrid task masks are implemented for "
+                             "proadapter (the paper's multi-task model) and prolora.")
 
 
 PROPETL_CONFIGS: Dict[str, Type[AdapterConfig]] = {
@@ -115,3 +141,9 @@ def register_configs():
     """Make the ProPETL names usable wherever `adapters` accepts a config string."""
     for name, cls in PROPETL_CONFIGS.items():
         ADAPTER_CONFIG_MAP[name] = cls()
+
+
+def replace_adapter_config(model, adapter_name: str, config: AdapterConfig):
+    """Point an existing adapter at another config (registered like any dict config)."""
+    model.adapters_config.adapters.pop(adapter_name)
+    model.adapters_config.add(adapter_name, config=config)

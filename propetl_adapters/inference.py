@@ -6,6 +6,9 @@ outputs are identical, ProLoRA can then be merged with ``model.merge_adapter(nam
 ``save_adapter`` writes a plain adapter.
 """
 
+import contextlib
+from typing import Optional
+
 import torch
 from adapters.configuration import PrefixTuningConfig
 from adapters.methods.lora import LoRA
@@ -13,16 +16,11 @@ from adapters.methods.modeling import Adapter
 from adapters.methods.prefix_tuning import FlatPrefixTuning, PrefixTuningGroup
 from torch import nn
 
-from .configuration import is_propetl_config
+from .configuration import is_propetl_config, replace_adapter_config
 from .methods.adapter import MaskedLinear, ProAdapter
 from .methods.lora import ProLoRA
+from .multitask import active_task
 from .serialization import canonical_named_modules, prefix_groups
-
-
-def _replace_config(model, adapter_name: str, plain_config):
-    """Point the adapter at its plain config (registered like any dict config)."""
-    model.adapters_config.adapters.pop(adapter_name)
-    model.adapters_config.add(adapter_name, config=plain_config)
 
 
 def _frozen_adapter(module: ProAdapter, plain_config) -> Adapter:
@@ -70,14 +68,28 @@ _FROZEN = {ProAdapter: _frozen_adapter, ProLoRA: _frozen_lora}
 
 
 @torch.no_grad()
-def freeze_masks(model, adapter_name: str):
-    """Replace a ProPETL adapter by the plain adapter its masks select, layer by layer (outputs unchanged)."""
+def freeze_masks(model, adapter_name: str, task: Optional[str] = None):
+    """Replace a ProPETL adapter by the plain adapter its masks select, layer by layer (outputs unchanged).
+
+    A multi-task adapter is frozen for one ``task`` (its masks ``m_l OR m_task``); the other tasks are dropped.
+    """
     config = model.adapters_config.get(adapter_name)
     if not is_propetl_config(config):
         raise ValueError(f"Adapter '{adapter_name}' is not a ProPETL adapter (config {type(config).__name__}).")
     if config.random_mask:
         raise ValueError(f"Adapter '{adapter_name}' draws a random mask at every forward pass; there is no fixed "
                          "sub-network to freeze.")
+    if config.tasks and task not in config.tasks:
+        raise ValueError(f"Adapter '{adapter_name}' is multi-task; pass task= one of {config.tasks} to freeze_masks "
+                         f"(got {task!r}).")
+    if not config.tasks and task is not None:
+        raise ValueError(f"Adapter '{adapter_name}' has no tasks; call freeze_masks without task=.")
+    with active_task(task) if task is not None else contextlib.nullcontext():
+        _freeze_layers(model, adapter_name, config)
+    return model
+
+
+def _freeze_layers(model, adapter_name: str, config):
     plain_config = config.plain_config()
     if isinstance(plain_config, PrefixTuningConfig):
         plain_config = plain_config.replace(flat=True)
@@ -93,5 +105,4 @@ def freeze_masks(model, adapter_name: str):
         model.base_model.prefix_tuning.prefix_tunings[adapter_name] = _frozen_prefix_group(group, plain_config)
     if adapter_name in model.base_model.shared_parameters:
         del model.base_model.shared_parameters[adapter_name]
-    _replace_config(model, adapter_name, plain_config)
-    return model
+    replace_adapter_config(model, adapter_name, plain_config)

@@ -5,8 +5,11 @@ Each patch wraps one upstream function and says why. ``PATCHED_TARGETS`` lists t
 written against (adapters 1.3.0), so an upgrade of `adapters` fails loudly.
 """
 
+import re
 from typing import Mapping
 
+import adapters.utils
+from adapters.composition import parse_composition
 from adapters.configuration.adapter_config import ADAPTER_CONFIG_MAP, AdapterConfig, BnConfig, LoRAConfig
 from adapters.loading import AdapterLoader
 from adapters.methods.bottleneck import BottleneckLayer
@@ -125,6 +128,32 @@ def _add_adapter_weights(self, adapter_name: str):
                          f"{self.config.model_type} model; check leave_out and the method's locations.")
 
 
+# Reason: the task list of a multi-task config uses '|' inside brackets (proadapter[tasks=rte|mrpc]), which
+# upstream takes for a ConfigUnion separator; bare task names are also not Python literals.
+def _parse_config_string(config_string: str):
+    chunks, depth, start = [], 0, 0
+    for position, char in enumerate(config_string):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "|" and depth == 0:
+            chunks.append(config_string[start:position])
+            start = position + 1
+    chunks.append(config_string[start:])
+    # tasks=a|b|c -> tasks='a,b,c' (a string literal without '|'; parse_task_list accepts both separators)
+    quoted = [re.sub(r"\btasks=([A-Za-z][\w\-|]*)(?=[,\]])", lambda m: "tasks='" + m.group(1).replace("|", ",") + "'",
+                     chunk) for chunk in chunks]
+    return [pair for chunk in quoted for pair in _upstream_parse_config_string(chunk)]
+
+
+# Reason: task masks live below the prototype dict; upstream train_adapter unfreezes only its direct values.
+def _train_adapter(self, adapter_setup, train_embeddings=False):
+    _upstream_train_adapter(self, adapter_setup, train_embeddings)
+    names = parse_composition(adapter_setup).flatten()
+    for name in self.base_model.shared_parameters:
+        if name in names and is_propetl_config(self.adapters_config.get(name)):
+            for parameter in self.base_model.shared_parameters[name].parameters():
+                parameter.requires_grad = True
+
+
 # Reason: ProPETL adapters save packed 1-bit masks and each tensor once (safetensors rejects the
 # prefix pool's duplicate registrations).
 def _loader_save(self, save_directory, name, meta_dict=None):
@@ -170,6 +199,8 @@ _upstream_add_adapter_weights = _patch(ModelAdaptersMixin, "_add_adapter_weights
 _upstream_loader_save = _patch(AdapterLoader, "save", _loader_save)
 _upstream_loader_load = _patch(AdapterLoader, "load", _loader_load)
 _upstream_trainer_save = _patch(AdapterTrainer, "_save", _trainer_save)
+_upstream_parse_config_string = _patch(adapters.utils, "parse_adapter_config_string", _parse_config_string)
+_upstream_train_adapter = _patch(ModelAdaptersMixin, "train_adapter", _train_adapter)
 
 PATCHED_TARGETS = [(owner, attribute) for owner, attribute in _originals]
 

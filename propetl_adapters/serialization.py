@@ -28,6 +28,7 @@ from .configuration import ProPrefixConfig
 from .atomic import atomic_write_bytes
 from .mask_io import MASK_FILE_NAME, MaskFileError, read_mask_file, write_mask_file
 from .masks import TensorMask
+from .multitask import TASK_MASKS_ATTRIBUTE
 from .methods.prefix import FLAT_KEY, ProPrefixGroup, generate_pairs
 
 _keep_training_state = contextvars.ContextVar("propetl_keep_training_state", default=False)
@@ -172,11 +173,14 @@ def _check_mask_header(mask_file, config, folder: str):
     if header.get("method") != config.propetl_method:
         raise MaskFileError(f"{folder}/{MASK_FILE_NAME}: masks of a '{header.get('method')}' adapter, but "
                             f"adapter_config.json says '{config.propetl_method}'.")
-    wrong = [e for e in mask_file.entries if e["density"] != config.density]
+    def expected_density(entry_name: str) -> float:
+        return config.task_density if f".{TASK_MASKS_ATTRIBUTE}." in f".{entry_name}." else config.layer_density
+
+    wrong = [e for e in mask_file.entries if e["density"] != expected_density(e["name"])]
     if wrong:
         raise MaskFileError(f"{folder}/{MASK_FILE_NAME}: entry '{wrong[0]['name']}' was saved with density "
-                            f"{wrong[0]['density']} (kept {wrong[0]['kept']}), but adapter_config.json has "
-                            f"density={config.density}.")
+                            f"{wrong[0]['density']} (kept {wrong[0]['kept']}), but adapter_config.json gives it "
+                            f"{expected_density(wrong[0]['name'])}.")
 
 
 def _install(model, adapter_name: str, tensors: Dict[str, torch.Tensor], mask_file, folder: str):

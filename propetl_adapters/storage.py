@@ -19,6 +19,7 @@ from .configuration import ProAdapterConfig, ProLoRAConfig, ProPrefixConfig, is_
 from .mask_io import MASK_FILE_NAME
 from .methods.adapter import ProAdapter
 from .methods.lora import ProLoRA
+from .multitask import task_bank
 from .serialization import (adapter_masks, adapter_tensors, canonical_named_modules, export_state, prefix_groups,
                             read_saved_config)
 
@@ -44,6 +45,9 @@ class StorageReport:
     plain_method: str
     plain: StorageFigures
     head_parameters: int = 0
+    # Multi-task adapters: bits of each task's mask (what one more task costs) and the bits all tasks share.
+    task_mask_bits: Dict[str, int] = field(default_factory=dict)
+    shared_bits: Optional[int] = None
     notes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -136,14 +140,21 @@ def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None)
     head = 0
     if has_heads and adapter_name in model.heads:
         head = sum(p.numel() for p in model.heads[adapter_name].parameters())
+    task_bits = {}
+    if config.tasks:
+        bank = task_bank(model, adapter_name)
+        task_bits = {task: sum(m.scores.numel() for m in bank.masks[task].values()) for task in bank.tasks}
     notes = []
+    if task_bits:
+        notes.append("plain figures are ONE plain module shared by all tasks (no per-task storage)")
     if isinstance(config, ProPrefixConfig):
         notes.append("prefix prototype counted as the generated key/value pair (what save_adapter stores), "
                      "not the reparametrising MLP used during training")
     notes.append("plain bytes on disk are BLS/8 (float32 payload, no file overhead)")
     return StorageReport(adapter=adapter_name, method=config.propetl_method, base_model_parameters=base,
                          propetl=propetl, plain_method=PLAIN_NAMES[type(config)], plain=plain,
-                         head_parameters=head, notes=notes)
+                         head_parameters=head, task_mask_bits=task_bits,
+                         shared_bits=propetl.bls_bits - sum(task_bits.values()) if task_bits else None, notes=notes)
 
 
 def format_report(report: StorageReport) -> str:
@@ -163,6 +174,10 @@ def format_report(report: StorageReport) -> str:
               row("% of base model (32-bit)", f"{p.bls_percent:.4f} %", f"{q.bls_percent:.4f} %"),
               row("bytes on disk", f"{p.bytes_on_disk:,}", f"~{q.bytes_on_disk:,}"),
               row("ProPETL / plain BLS", f"{p.bls_bits / q.bls_bits:.4f}", "1")]
+    if report.task_mask_bits:
+        lines.append(f"shared by all tasks (prototype + layer masks): {report.shared_bits:,} bits")
+        lines += [f"task '{task}': {bits:,} bits ({100.0 * bits / (32 * report.base_model_parameters):.4f} % of the "
+                  f"base model)" for task, bits in report.task_mask_bits.items()]
     if report.head_parameters:
         lines.append(f"prediction head (not included above): {report.head_parameters:,} parameters, "
                      f"{4 * report.head_parameters:,} bytes in fp32")

