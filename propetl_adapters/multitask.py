@@ -12,7 +12,9 @@ Which task an example belongs to comes, in this order, from
 1. AdapterHub's ``task_ids`` forward argument (``model(**batch, task_ids=...)``): a tensor of
    indices into the config's task list, or a list of task names, one per example. A batch
    may mix tasks; each example is run with its own task mask;
-2. the ``active_task(name)`` context manager, for all examples.
+2. the ``active_task(...)`` context manager: one task name for all examples, or one task per example
+   (names or indices). This is the way to route ``model.generate``, which refuses unknown kwargs;
+   rows expanded by beam search are matched to their example.
 """
 
 import contextlib
@@ -58,8 +60,9 @@ def parse_task_list(tasks, where: str = "tasks") -> Tuple[str, ...]:
 
 
 @contextlib.contextmanager
-def active_task(task: str) -> Iterator[None]:
-    """Run every example of the forward passes inside this block with ``task``'s mask."""
+def active_task(task) -> Iterator[None]:
+    """Run the forward passes inside this block with ``task``'s mask: a task name for every example, or a
+    list of names / a tensor of task indices with one entry per example (``task_ids`` given to forward win)."""
     token = _active_task.set(task)
     try:
         yield
@@ -136,6 +139,9 @@ def attach_task_masks(prototype: nn.Module, bank: TaskMasks):
 def current_task(bank: TaskMasks) -> str:
     """The task of the rows being computed (inside ``route_by_task``) or of the ``active_task`` block."""
     task = _routed_task.get() or _active_task.get()
+    if task is not None and not isinstance(task, str):
+        raise TaskRoutingError(f"adapter '{bank.adapter_name}': a per-example task list is routed only inside a "
+                               "forward pass; name one task here.")
     if task is None:
         raise TaskRoutingError(
             f"adapter '{bank.adapter_name}' is multi-task (tasks {bank.tasks}) and no task is set: pass "
@@ -180,9 +186,14 @@ def route_by_task(bank: Optional[TaskMasks], batch_size: int, device,
 
     ``rows`` is None when the whole batch belongs to one task; otherwise a tensor of row indices.
     """
-    task_ids = _context_task_ids() if bank is not None else None
-    if task_ids is None:
+    if bank is None:
         return compute(None)
+    task_ids = _context_task_ids()
+    if task_ids is None:
+        active = _active_task.get()
+        if active is None or isinstance(active, str):
+            return compute(None)
+        task_ids = active
     indices = _task_indices(bank, task_ids, batch_size, device)
     present = torch.unique(indices).tolist()
     if len(present) == 1:

@@ -15,6 +15,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Sampler
+from transformers import Seq2SeqTrainer, Trainer
 
 from .multitask import active_task
 from .training import ProPETLSeq2SeqTrainer, ProPETLTrainer
@@ -166,4 +167,12 @@ class MultiTaskTrainer(MultiTaskMixin, ProPETLTrainer):
 
 
 class MultiTaskSeq2SeqTrainer(MultiTaskMixin, ProPETLSeq2SeqTrainer):
-    """Encoder-decoder models with one seq2seq head; evaluation generates."""
+    """Encoder-decoder models with one seq2seq head and an adapter; evaluation generates."""
+
+
+class MultiTaskFullSeq2SeqTrainer(MultiTaskMixin, Seq2SeqTrainer):
+    """Full fine-tuning of an encoder-decoder (AdapterTrainer refuses models without an active adapter)."""
+
+
+class MultiTaskFullTrainer(MultiTaskMixin, Trainer):
+    """Full fine-tuning of an encoder with one head per task."""

@@ -192,3 +192,28 @@ def test_freezing_a_multi_task_adapter_for_one_task_keeps_its_outputs(mt_variant
         freeze_masks(model, "task")
     freeze_masks(model, "task", task="b")
     assert torch.equal(model_output(model, inputs), expected)
+
+
+def test_generate_routes_each_example_through_active_task():
+    """``generate`` refuses unknown kwargs such as task_ids; a per-example ``active_task`` routes it instead."""
+    model = build_adapter_model("t5", MULTI_TASK_VARIANTS["proadapter"])
+    model.eval()
+    inputs = model_inputs("t5", batch=2)
+    inputs.pop("decoder_input_ids")
+
+    def scores(task):
+        with active_task(task):
+            out = model.generate(**inputs, max_new_tokens=3, do_sample=False, output_scores=True,
+                                 return_dict_in_generate=True)
+        return torch.stack(out.scores, dim=1)
+
+    separate = {task: scores(task) for task in ("a", "b")}
+    assert not torch.allclose(separate["a"], separate["b"])
+    mixed = scores(["b", "a"])
+    assert torch.allclose(mixed[0], separate["b"][0], atol=1e-6)
+    assert torch.allclose(mixed[1], separate["a"][1], atol=1e-6)
+    # Outside a forward pass (e.g. reading one layer's weight) a per-example list names no single task.
+    from propetl_adapters.methods.adapter import MaskedLinear
+    linear = next(m for m in model.modules() if isinstance(m, MaskedLinear))
+    with pytest.raises(TaskRoutingError, match="name one task"), active_task(["a", "b"]):
+        linear.effective_weight_and_bias()

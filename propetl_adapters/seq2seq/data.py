@@ -1,6 +1,6 @@
 """Rows of every text-to-text task, from local files or from `datasets` (online).
 
-Sources, in this order:
+Sources (the first one given is used):
 1. ``data_dir``: ``<data_dir>/<task>/{train,validation,test}.jsonl``. Each line is either
    ``{"source": ..., "target": ...}`` or the task's raw fields (GLUE: sentence1, sentence2, label;
    XSum: document, summary; WMT16: ro, en or translation: {ro, en}). With no ``test.jsonl`` a GLUE
@@ -63,7 +63,9 @@ def _from_data_dir(task: TextTask, data_dir: str, split_seed: int) -> Dict[str, 
 def load_text_task(task: TextTask, data_dir: Optional[str] = None, glue_dir: Optional[str] = None,
                    split_seed: int = 42) -> Dict[str, List[dict]]:
     """``{"train": [...], "validation": [...], "test": [...]}`` of source/target rows."""
-    if data_dir and os.path.isdir(os.path.join(data_dir, task.name)):
+    if data_dir:
+        if not os.path.isdir(os.path.join(data_dir, task.name)):
+            raise GlueDataError(f"--data_dir {data_dir}: no folder '{task.name}' with train/validation/test.jsonl")
         return _from_data_dir(task, data_dir, split_seed)
     if task.glue is not None:
         if glue_dir:
@@ -72,8 +74,6 @@ def load_text_task(task: TextTask, data_dir: Optional[str] = None, glue_dir: Opt
             raw, where = load_glue_online(task.glue), f"datasets glue/{task.glue.hf_config}"
         splits = paper_splits(task.glue, raw, seed=split_seed, mnli_mismatched_validation=task.name == "mnli")
         return {split: _to_text(task, rows, where) for split, rows in splits.items()}
-    if data_dir:
-        raise GlueDataError(f"{data_dir}: no folder '{task.name}' with train/validation/test.jsonl")
     import datasets
     loaded = datasets.load_dataset(*ONLINE[task.name])
     return {split: _to_text(task, list(loaded[split]), f"datasets {ONLINE[task.name]}") for split in SPLITS}

@@ -104,7 +104,7 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorForSeq2Seq, set_seed
 
-    from ..multitask_training import MultiTaskSeq2SeqTrainer
+    from ..multitask_training import MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer
     from ..training import trainable_parameter_count
 
     started = time.time()
@@ -151,12 +151,13 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     data = {split: {task: _tokenized(rows[task][split], tokenizer, i, args) for i, task in enumerate(args.tasks)}
             for split in ("train", "validation", "test")}
 
-    trainer = MultiTaskSeq2SeqTrainer(
+    trainer_class, mask_kwargs = (MultiTaskFullSeq2SeqTrainer, {}) if config is None else (
+        MultiTaskSeq2SeqTrainer, {"mask_learning_rate": training_args.learning_rate * args.mask_lr_ratio})
+    trainer = trainer_class(
         model=model, args=training_args, processing_class=tokenizer,
-        data_collator=DataCollatorForSeq2Seq(tokenizer, model=None, label_pad_token_id=-100),
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),  # adds decoder inputs
         task_names=args.tasks, train_datasets=data["train"], eval_datasets=data["validation"],
-        task_metrics={t: _task_metric(t, tokenizer) for t in args.tasks}, temperature=args.temperature,
-        mask_learning_rate=training_args.learning_rate * args.mask_lr_ratio)
+        task_metrics={t: _task_metric(t, tokenizer) for t in args.tasks}, temperature=args.temperature, **mask_kwargs)
     resume = None if training_args.overwrite_output_dir else resumable_checkpoint(out)
     train_output = trainer.train(resume_from_checkpoint=resume)
     test = trainer.evaluate(data["test"], metric_key_prefix="test")
@@ -182,7 +183,7 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
         "examples": {t: {s: len(rows[t][s]) for s in rows[t]} for t in args.tasks},
         "training": {"global_step": trainer.state.global_step, "train_loss": train_output.training_loss,
                      "best_checkpoint": trainer.state.best_model_checkpoint, "resumed_from_checkpoint": resume,
-                     "mask_learning_rate": training_args.learning_rate * args.mask_lr_ratio},
+                     "mask_learning_rate": mask_kwargs.get("mask_learning_rate")},
         "wall_time_seconds": time.time() - started, "command_line": command_line, "versions": _versions(),
         "arguments": json.loads(json.dumps({"Seq2SeqArguments": dataclasses.asdict(args),
                                             "training": training_args.to_sanitized_dict()}, default=str)),

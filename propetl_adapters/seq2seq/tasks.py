@@ -28,7 +28,7 @@ class TextTask:
 
 def _glue_source(task: GlueTask, row: dict) -> str:
     parts = [task.name]
-    for column, key in zip(task.text_columns, ("sentence1", "sentence2")):
+    for column, key in zip(task.hf_text_columns, ("sentence1", "sentence2")):
         if row.get(key) is not None:
             parts.append(f"{column}: {row[key]}")
     return " ".join(parts)

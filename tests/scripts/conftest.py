@@ -101,3 +101,49 @@ def make_glue_dir(root: Path, n_train: int = 32, n_dev: int = 16) -> Path:
 @pytest.fixture(scope="session")
 def glue_dir(tmp_path_factory) -> str:
     return str(make_glue_dir(tmp_path_factory.mktemp("glue")))
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_dir(tmp_path_factory) -> str:
+    """A 2+2-layer, d_model-32 T5 with a WordPiece tokenizer over WORDS, label words and digits."""
+    import torch
+    from transformers import BertTokenizerFast, T5Config, T5ForConditionalGeneration
+
+    folder = tmp_path_factory.mktemp("tiny_t5")
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = sorted(set(WORDS) | {"entailment", "not", "_", "sentence1", "sentence2", "rte", "stsb", ":",
+                                 "summarize", "translate", "romanian", "to", "english", "."})
+    letters = sorted(set("".join(words)) | set("0123456789"))
+    vocab = list(dict.fromkeys(specials + words + letters + [f"##{c}" for c in letters]))
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=len(vocab), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_decoder_layers=2,
+                      num_heads=4, decoder_start_token_id=tokenizer.pad_token_id, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=tokenizer.sep_token_id)
+    T5ForConditionalGeneration(config).save_pretrained(folder)
+    return str(folder)
+
+
+def write_jsonl(path: Path, rows) -> None:
+    import json
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def seq2seq_data_dir(tmp_path_factory) -> str:
+    """<task>/{train,validation,test}.jsonl for rte and stsb (raw GLUE fields), xsum and wmt16_ro_en."""
+    root = tmp_path_factory.mktemp("seq2seq_data")
+    rng = random.Random(2)
+    for split, n in (("train", 24), ("validation", 6), ("test", 6)):
+        write_jsonl(root / "rte" / f"{split}.jsonl", [{"sentence1": sentence(rng), "sentence2": sentence(rng),
+                                                      "label": i % 2} for i in range(n)])
+        write_jsonl(root / "stsb" / f"{split}.jsonl", [{"sentence1": sentence(rng), "sentence2": sentence(rng),
+                                                       "label": (i % 6) * 0.8} for i in range(n)])
+        write_jsonl(root / "xsum" / f"{split}.jsonl", [{"document": sentence(rng) + " " + sentence(rng),
+                                                       "summary": sentence(rng)} for _ in range(n)])
+        write_jsonl(root / "wmt16_ro_en" / f"{split}.jsonl", [{"translation": {"ro": sentence(rng),
+                                                                              "en": sentence(rng)}} for _ in range(n)])
+    return str(root)

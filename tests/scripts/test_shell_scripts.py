@@ -119,3 +119,24 @@ def test_a_failing_run_stops_the_script_without_retrying(tmp_path):
     assert proc.returncode == 3
     assert (tmp_path / "calls").read_text().count("called") == 1
     assert "run failed with exit code 3" in proc.stderr
+
+
+def test_t5_scripts_list_the_table2_and_figure3_runs(tmp_path):
+    glue = run_script("run_t5_glue.sh", tmp_path, DRY_RUN="1", SEEDS="42 43")
+    assert glue.returncode == 0, glue.stderr
+    runs = [(os.path.basename(cmd[-2]), cmd[-1]) for cmd in commands(glue.stdout)]
+    assert len(runs) == 10 and ("propetl_adapter_bn6.json", "43") in runs and ("finetune.json", "42") in runs
+    generation = run_script("run_t5_generation.sh", tmp_path, DRY_RUN="1", TASKS="xsum", SIZES="8 64")
+    assert [os.path.basename(cmd[-2]) for cmd in commands(generation.stdout)] == [
+        "propetl_adapter_bn8.json", "adapter_bn8.json", "propetl_adapter_bn64.json", "adapter_bn64.json"]
+
+
+@pytest.mark.parametrize("script, env, message", [
+    ("run_t5_glue.sh", {"METHOD": "nope"}, "METHOD must be"),
+    ("run_t5_glue.sh", {"SEEDS": "x"}, "SEEDS"),
+    ("run_t5_generation.sh", {"SIZES": "7"}, "config file not found"),
+    ("run_t5_generation.sh", {"TASKS": "cnn"}, "TASKS: unknown"),
+])
+def test_t5_scripts_stop_on_bad_settings(script, env, message, tmp_path):
+    result = run_script(script, tmp_path, DRY_RUN="1", **env)
+    assert result.returncode == 2 and message in result.stderr

@@ -1,0 +1,92 @@
+"""End-to-end runs of run_seq2seq on a tiny random T5 and a few generated JSON-lines rows (no network)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from propetl_adapters.glue.experiment import DONE_FILE, RESULTS_FILE
+from propetl_adapters.mask_io import MASK_FILE_NAME, read_mask_file
+from propetl_adapters.seq2seq.experiment import main, parse_arguments, run
+
+from .conftest import REPO_ROOT
+
+
+def argv(model_dir, data_dir, output_dir, tasks=("rte", "stsb"), config="proadapter[reduction_factor=4]", steps=2):
+    flags = ["--model_name_or_path", str(model_dir), "--data_dir", str(data_dir), "--tasks", *tasks,
+             "--output_dir", str(output_dir), "--max_steps", str(steps), "--eval_steps", str(steps),
+             "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "6", "--learning_rate", "3e-3",
+             "--max_source_length", "32", "--max_target_length", "6", "--label_smoothing_factor", "0.1",
+             "--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--seed", "1"]
+    return flags + (["--adapter_config", config] if config else [])
+
+
+def test_multi_task_proadapter_trains_selects_and_exports_every_task_mask(tiny_t5_dir, seq2seq_data_dir, tmp_path):
+    out = tmp_path / "run"
+    results = run(*parse_arguments(argv(tiny_t5_dir, seq2seq_data_dir, out)))
+    assert (out / DONE_FILE).is_file()
+    saved = json.loads((out / RESULTS_FILE).read_text())
+    assert saved["method"] == "proadapter"
+    assert saved["adapter_config_resolved"]["tasks"] == ["rte", "stsb"]
+    for key in ("test_rte_accuracy", "test_stsb_pearson", "test_stsb_spearmanr", "test_average"):
+        assert key in saved["test"]
+    assert saved["training"]["mask_learning_rate"] == pytest.approx(3e-2)  # 10 x lr
+    assert saved["storage"]["task_mask_bits"]["rte"] == saved["storage"]["task_mask_bits"]["stsb"] > 0
+    names = list(read_mask_file(str(out / "adapter" / MASK_FILE_NAME)).masks)
+    assert any(".task_masks.masks.rte." in n for n in names) and any(".task_masks.masks.stsb." in n for n in names)
+    # A finished run is not repeated.
+    assert run(*parse_arguments(argv(tiny_t5_dir, seq2seq_data_dir, out)))["test"] == results["test"]
+
+
+@pytest.mark.parametrize("task, config, metric", [("xsum", None, "test_xsum_rouge2"),
+                                                  ("wmt16_ro_en", "seq_bn[reduction_factor=4]", "test_wmt16_ro_en_bleu")])
+def test_generation_tasks_report_their_metric(tiny_t5_dir, seq2seq_data_dir, tmp_path, task, config, metric):
+    results = run(*parse_arguments(argv(tiny_t5_dir, seq2seq_data_dir, tmp_path, tasks=[task], config=config,
+                                        steps=1)))
+    assert metric in results["test"] and results["test"][f"test_{task}_score"] == results["test"][metric]
+
+
+def test_json_config_and_seed_form(tiny_t5_dir, seq2seq_data_dir, tmp_path):
+    flags = argv(tiny_t5_dir, seq2seq_data_dir, tmp_path / "runs", tasks=["rte"], steps=1)
+    config = {}
+    i = 0
+    while i < len(flags):
+        key = flags[i][2:]
+        values = []
+        i += 1
+        while i < len(flags) and not flags[i].startswith("--"):
+            values.append(flags[i])
+            i += 1
+        config[key] = values if key == "tasks" else (values[0] if values else True)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    args, training_args = parse_arguments([str(path), "7"])
+    assert training_args.seed == 7 and training_args.output_dir.endswith(os.path.join("runs", "seed7"))
+    assert args.tasks == ["rte"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--tasks", "rte", "nosuch"], "unknown"),
+    (["--data_dir", "/nonexistent/dir"], "no folder 'rte'"),
+])
+def test_bad_input_names_the_flag_or_file(tiny_t5_dir, seq2seq_data_dir, tmp_path, capsys, bad, message):
+    flags = argv(tiny_t5_dir, seq2seq_data_dir, tmp_path, tasks=["rte"], steps=1)
+    flag = bad[0]
+    position = flags.index(flag)
+    end = position + 1
+    while end < len(flags) and not flags[end].startswith("--"):
+        end += 1
+    flags[position:end] = bad
+    assert main(flags) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_config_files_parse(tmp_path):
+    """Every shipped configs/**/*.json parses into the run's argument objects."""
+    configs = sorted((REPO_ROOT / "configs").rglob("*.json"))
+    assert configs, "configs/ is empty"
+    for path in configs:
+        args, training_args = parse_arguments([str(path), "42"])
+        assert args.tasks and training_args.seed == 42, path
