@@ -176,3 +176,16 @@ class MultiTaskFullSeq2SeqTrainer(MultiTaskMixin, Seq2SeqTrainer):
 
 class MultiTaskFullTrainer(MultiTaskMixin, Trainer):
     """Full fine-tuning of an encoder with one head per task."""
+
+
+def per_task_storage(model, adapter_name: str, config, tasks: Sequence[str], storage: dict) -> dict:
+    """Bits the tasks share and bits each task adds: the task masks of a hybrid ProPETL adapter; nothing for
+    one plain module shared by all tasks; the whole model per task for full fine-tuning (``config`` None)."""
+    from .configuration import is_propetl_config
+    from .storage import storage_report
+    if config is not None and is_propetl_config(config) and config.tasks:
+        report = storage_report(model, adapter_name)
+        return {"task_bits": report.task_mask_bits, "shared_bits": report.shared_bits}
+    if config is None:
+        return {"task_bits": {t: storage["bls_bits"] for t in tasks}, "shared_bits": 0}
+    return {"task_bits": {t: 0 for t in tasks}, "shared_bits": storage["bls_bits"]}

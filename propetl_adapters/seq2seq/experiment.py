@@ -104,7 +104,7 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorForSeq2Seq, set_seed
 
-    from ..multitask_training import MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer
+    from ..multitask_training import MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer, per_task_storage
     from ..training import trainable_parameter_count
 
     started = time.time()
@@ -175,7 +175,7 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     module = trainable_parameter_count(p for p in model.parameters() if id(p) not in head_ids)
     storage = storage_summary(model, ADAPTER_NAME if config is not None else None, _method(config),
                               export, module, head)
-    storage.update(_per_task_storage(model, config, len(args.tasks)))
+    storage.update(per_task_storage(model, ADAPTER_NAME, config, args.tasks, storage))
     results.update({
         "test_average": test.get("test_average"), "storage": storage, "seed": training_args.seed,
         "adapter_config": args.adapter_config,
@@ -203,16 +203,6 @@ def _method(config) -> str:
     if config is None:
         return "full_finetuning"
     return config.propetl_method if is_propetl_config(config) else type(config).__name__
-
-
-def _per_task_storage(model, config, n_tasks: int) -> dict:
-    """Bits one more task costs: its task mask (hybrid ProPETL), else the whole shared module split evenly."""
-    from ..configuration import is_propetl_config
-    from ..storage import storage_report
-    if config is not None and is_propetl_config(config) and config.tasks:
-        report = storage_report(model, ADAPTER_NAME)
-        return {"task_mask_bits": report.task_mask_bits, "shared_bits": report.shared_bits}
-    return {}
 
 
 def parse_arguments(argv: Sequence[str]):

@@ -33,7 +33,7 @@ def test_multi_task_proadapter_trains_selects_and_exports_every_task_mask(tiny_t
     for key in ("test_rte_accuracy", "test_stsb_pearson", "test_stsb_spearmanr", "test_average"):
         assert key in saved["test"]
     assert saved["training"]["mask_learning_rate"] == pytest.approx(3e-2)  # 10 x lr
-    assert saved["storage"]["task_mask_bits"]["rte"] == saved["storage"]["task_mask_bits"]["stsb"] > 0
+    assert saved["storage"]["task_bits"]["rte"] == saved["storage"]["task_bits"]["stsb"] > 0
     names = list(read_mask_file(str(out / "adapter" / MASK_FILE_NAME)).masks)
     assert any(".task_masks.masks.rte." in n for n in names) and any(".task_masks.masks.stsb." in n for n in names)
     # A finished run is not repeated.

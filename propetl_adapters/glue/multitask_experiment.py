@@ -1,0 +1,222 @@
+"""Multi-task GLUE on an encoder: one adapter for all tasks, one classification head per task.
+
+This is the encoder counterpart of ``run_seq2seq.py`` (same sampler, routing and selection code,
+``propetl_adapters.multitask_training``), used for the MiniLM evidence of the hybrid masks:
+
+    python scripts/run_multitask_encoder.py --model_name_or_path MINILM --glue_dir ../shared/glue \
+        --tasks rte mrpc stsb cola sst2 --task_train_limits sst2=5000 --adapter_config proadapter \
+        --max_steps 2000 --eval_steps 500 --output_dir outputs/multitask/proadapter
+
+With several tasks a ProPETL config gets the task list (hybrid layer/task masks, k = 0.3 each).
+A plain config (seq_bn) is ONE adapter shared by all tasks. Without --adapter_config the whole
+encoder is fine-tuned. The heads are always per task and reported apart from the adapter.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..atomic import atomic_write_json
+from .experiment import (DONE_FILE, RESULTS_FILE, ExperimentError, checkpoint_folders, freeze_layer_norms, is_done,
+                         resumable_checkpoint, storage_summary, tokenize_split, _versions)
+from .metrics import compute_glue_metrics
+from .splits import paper_splits
+from .tasks import TASK_NAMES, GlueDataError, get_task, load_glue_dir, load_glue_online
+
+logger = logging.getLogger(__name__)
+ADAPTER_NAME = "glue"
+
+
+@dataclass
+class MultiTaskArguments:
+    model_name_or_path: str = field(metadata={"help": "Encoder folder or hub name."})
+    tasks: List[str] = field(default_factory=lambda: ["rte", "mrpc"], metadata={"help": "GLUE tasks."})
+    glue_dir: Optional[str] = field(default=None, metadata={"help": "GLUE TSV folder; unset: `datasets`."})
+    adapter_config: Optional[str] = field(default=None, metadata={"help": "Unset: full fine-tuning."})
+    task_train_limits: List[str] = field(
+        default_factory=list, metadata={"help": "TASK=N pairs: keep the first N training rows of TASK "
+                                                "(e.g. sst2=5000)."})
+    max_seq_length: int = field(default=128, metadata={"help": "Tokens kept per input."})
+    temperature: float = field(default=10.0, metadata={"help": "Task sampling temperature T."})
+    mask_lr_ratio: float = field(default=10.0, metadata={"help": "Mask learning rate / learning rate."})
+    head_layers: int = field(default=1, metadata={"help": "Layers of each task's classification head."})
+    split_seed: int = field(default=42, metadata={"help": "Seed of the paper's splits."})
+    delete_checkpoints: bool = field(default=False, metadata={"help": "Remove checkpoint-* after the run."})
+
+
+def _train_limits(args: MultiTaskArguments) -> Dict[str, int]:
+    limits = {}
+    for item in args.task_train_limits:
+        task, _, number = item.partition("=")
+        if task not in args.tasks or not number.isdigit() or int(number) < 1:
+            raise ExperimentError(f"--task_train_limits: expected TASK=N with TASK in {args.tasks} and N >= 1, "
+                                  f"got {item!r}")
+        limits[task] = int(number)
+    return limits
+
+
+def _adapter_config(args: MultiTaskArguments):
+    if args.adapter_config is None:
+        return None
+    from adapters import AdapterConfig
+
+    from ..configuration import is_propetl_config
+    try:
+        config = AdapterConfig.load(args.adapter_config)
+    except Exception as err:
+        raise ExperimentError(f"--adapter_config {args.adapter_config!r}: {err}") from err
+    if is_propetl_config(config) and not config.tasks:
+        config = config.replace(tasks=list(args.tasks))
+    if is_propetl_config(config) and list(config.tasks) != list(args.tasks):
+        raise ExperimentError(f"--adapter_config has tasks {config.tasks} but --tasks is {args.tasks}")
+    return config
+
+
+def _task_metric(task):
+    from ..multitask_training import TaskMetric
+
+    def compute(prediction) -> Dict[str, float]:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        logits = np.asarray(logits)
+        predicted = logits.reshape(-1) if task.is_regression else logits.argmax(axis=-1)
+        return compute_glue_metrics(task, predicted, np.asarray(prediction.label_ids).reshape(-1))
+    return TaskMetric(task.metrics, compute)
+
+
+def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = None) -> dict:
+    from adapters import AutoAdapterModel
+    from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
+
+    from ..multitask_training import MultiTaskFullTrainer, MultiTaskTrainer, per_task_storage
+    from ..training import trainable_parameter_count
+
+    started = time.time()
+    out = training_args.output_dir
+    if is_done(out) and not training_args.overwrite_output_dir:
+        with open(os.path.join(out, RESULTS_FILE), encoding="utf-8") as f:
+            return json.load(f)
+    unknown = [t for t in args.tasks if t not in TASK_NAMES]
+    if unknown or len(set(args.tasks)) != len(args.tasks) or not args.tasks:
+        raise ExperimentError(f"--tasks: expected distinct GLUE tasks from {list(TASK_NAMES)}, got {args.tasks}")
+    limits = _train_limits(args)
+    config = _adapter_config(args)
+    training_args = dataclasses.replace(
+        training_args, load_best_model_at_end=True, metric_for_best_model="average", greater_is_better=True,
+        remove_unused_columns=False, label_names=["labels"], eval_strategy="steps", save_strategy="steps",
+        save_steps=training_args.eval_steps, dataloader_pin_memory=False)
+
+    tasks = {name: get_task(name) for name in args.tasks}
+    rows = {}
+    for name, task in tasks.items():
+        raw = load_glue_dir(args.glue_dir, task) if args.glue_dir else load_glue_online(task)
+        rows[name] = paper_splits(task, raw, seed=args.split_seed)
+        rows[name]["train"] = rows[name]["train"][:limits.get(name)]
+    set_seed(training_args.seed)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+        model = AutoAdapterModel.from_pretrained(args.model_name_or_path)
+    except (OSError, ValueError) as err:
+        raise ExperimentError(f"--model_name_or_path {args.model_name_or_path}: cannot load ({err})") from err
+    for name, task in tasks.items():
+        model.add_classification_head(name, num_labels=task.num_labels, layers=args.head_layers)
+    if config is not None:
+        model.add_adapter(ADAPTER_NAME, config=config)
+        model.train_adapter(ADAPTER_NAME)
+        model.set_active_adapters(ADAPTER_NAME)
+        freeze_layer_norms(model)
+        for head in model.heads.values():  # train_adapter only unfreezes the head named like the adapter
+            head.requires_grad_(True)
+    else:
+        model.requires_grad_(True)
+    data = {split: {} for split in ("train", "validation", "test")}
+    for index, (name, task) in enumerate(tasks.items()):
+        for split in data:
+            dataset = tokenize_split(rows[name][split], tokenizer, args.max_seq_length, False, task.is_regression)
+            data[split][name] = dataset.add_column("task_ids", [index] * len(dataset))
+
+    trainer_class, mask_kwargs = (MultiTaskFullTrainer, {}) if config is None else (
+        MultiTaskTrainer, {"mask_learning_rate": training_args.learning_rate * args.mask_lr_ratio})
+    trainer = trainer_class(model=model, args=training_args, processing_class=tokenizer,
+                            data_collator=DataCollatorWithPadding(tokenizer), task_names=args.tasks,
+                            train_datasets=data["train"], eval_datasets=data["validation"],
+                            task_metrics={n: _task_metric(t) for n, t in tasks.items()},
+                            temperature=args.temperature, heads_per_task=True, **mask_kwargs)
+    resume = None if training_args.overwrite_output_dir else resumable_checkpoint(out)
+    train_output = trainer.train(resume_from_checkpoint=resume)
+    test = trainer.evaluate(data["test"], metric_key_prefix="test")
+    results: Dict[str, Any] = {"tasks": args.tasks, "method": _method(config), "test": test,
+                               "test_average": test["test_average"]}
+    if not trainer.is_world_process_zero():
+        return results
+    export = os.path.join(out, "adapter" if config is not None else "model")
+    shutil.rmtree(export, ignore_errors=True)
+    head_ids = {id(p) for head in model.heads.values() for p in head.parameters()}
+    module = trainable_parameter_count(p for p in model.parameters() if id(p) not in head_ids)
+    if config is not None:
+        model.save_adapter(export, ADAPTER_NAME, with_head=False)
+        for name in args.tasks:
+            os.makedirs(os.path.join(out, "heads", name), exist_ok=True)
+            model.save_head(os.path.join(out, "heads", name), name)
+    else:
+        model.save_pretrained(export)
+    storage = storage_summary(model, ADAPTER_NAME if config is not None else None, _method(config), export,
+                              module, sum(p.numel() for p in model.heads.parameters()))
+    storage.update(per_task_storage(model, ADAPTER_NAME, config, args.tasks, storage))
+    results.update({
+        "storage": storage, "seed": training_args.seed, "adapter_config": args.adapter_config,
+        "adapter_config_resolved": config.to_dict() if config is not None else None,
+        "examples": {n: {s: len(rows[n][s]) for s in rows[n]} for n in args.tasks},
+        "training": {"global_step": trainer.state.global_step, "train_loss": train_output.training_loss,
+                     "best_checkpoint": trainer.state.best_model_checkpoint, "resumed_from_checkpoint": resume,
+                     "best_validation_average": trainer.state.best_metric,
+                     "learning_rate": training_args.learning_rate,
+                     "mask_learning_rate": mask_kwargs.get("mask_learning_rate")},
+        "wall_time_seconds": time.time() - started, "command_line": command_line, "versions": _versions(),
+        "arguments": json.loads(json.dumps({"MultiTaskArguments": dataclasses.asdict(args),
+                                            "training": training_args.to_sanitized_dict()}, default=str)),
+    })
+    results = json.loads(json.dumps(results, default=str))
+    atomic_write_json(os.path.join(out, RESULTS_FILE), results)
+    if args.delete_checkpoints:
+        for folder in checkpoint_folders(out):
+            shutil.rmtree(folder, ignore_errors=True)
+    with open(os.path.join(out, DONE_FILE), "w", encoding="utf-8") as f:
+        f.write(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    return results
+
+
+def _method(config) -> str:
+    from ..configuration import is_propetl_config
+    if config is None:
+        return "full_finetuning"
+    if is_propetl_config(config):
+        return config.propetl_method + ("_hybrid" if config.tasks else "")
+    return type(config).__name__
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    import shlex
+
+    from transformers import HfArgumentParser, TrainingArguments
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    logging.getLogger("propetl_adapters").setLevel(logging.INFO)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser((MultiTaskArguments, TrainingArguments))
+    parser.set_defaults(report_to="none")
+    try:
+        args, training_args = parser.parse_args_into_dataclasses(args=argv)
+        results = run(args, training_args, command_line=shlex.join(["run_multitask_encoder.py", *argv]))
+    except (ExperimentError, GlueDataError) as err:
+        print(f"run_multitask_encoder.py: error: {err}", file=sys.stderr)
+        return 2
+    print(f"test average {results['test_average']:.2f}: " + ", ".join(
+        f"{k[5:]} {v:.2f}" for k, v in results["test"].items() if k.endswith("_score")))
+    return 0

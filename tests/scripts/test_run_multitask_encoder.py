@@ -1,0 +1,50 @@
+"""The multi-task encoder run (one head per task) on a tiny BERT and tiny GLUE TSVs: hybrid ProAdapter,
+a shared plain adapter and full fine-tuning, with per-task scores and per-task storage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from propetl_adapters.glue.experiment import DONE_FILE, RESULTS_FILE
+from propetl_adapters.glue.multitask_experiment import main
+
+
+def argv(model_dir, glue_dir, out, config):
+    flags = ["--model_name_or_path", model_dir, "--glue_dir", glue_dir, "--tasks", "rte", "stsb", "cola",
+             "--task_train_limits", "cola=16", "--max_steps", "3", "--eval_steps", "3",
+             "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "16", "--learning_rate", "1e-2",
+             "--max_seq_length", "32", "--output_dir", str(out), "--use_cpu", "--disable_tqdm", "true"]
+    return flags + (["--adapter_config", config] if config else [])
+
+
+@pytest.mark.parametrize("config, method", [("proadapter[reduction_factor=4]", "proadapter_hybrid"),
+                                            ("seq_bn[reduction_factor=4]", "SeqBnConfig"),
+                                            (None, "full_finetuning")])
+def test_multi_task_encoder_reports_every_task_and_its_storage(tiny_bert_dir, glue_dir, tmp_path, config, method):
+    assert main(argv(tiny_bert_dir, glue_dir, tmp_path, config)) == 0
+    assert (tmp_path / DONE_FILE).is_file()
+    results = json.loads((tmp_path / RESULTS_FILE).read_text())
+    assert results["method"] == method
+    for key in ("test_rte_accuracy", "test_stsb_pearson", "test_cola_matthews_correlation", "test_average"):
+        assert key in results["test"], key
+    assert results["examples"]["cola"]["train"] == 16
+    task_bits, shared = results["storage"]["task_bits"], results["storage"]["shared_bits"]
+    assert set(task_bits) == {"rte", "stsb", "cola"}
+    if method == "proadapter_hybrid":
+        assert results["adapter_config_resolved"]["tasks"] == ["rte", "stsb", "cola"]
+        assert 0 < task_bits["rte"] < shared
+        assert shared + sum(task_bits.values()) == results["storage"]["bls_bits"]
+        assert all((tmp_path / "heads" / t / "head_config.json").is_file() for t in ("rte", "stsb", "cola"))
+    elif method == "SeqBnConfig":
+        assert task_bits["rte"] == 0 and shared == results["storage"]["bls_bits"]
+    else:
+        assert shared == 0 and task_bits["rte"] == results["storage"]["bls_bits"]
+
+
+def test_bad_task_limits_are_rejected(tiny_bert_dir, glue_dir, tmp_path, capsys):
+    flags = argv(tiny_bert_dir, glue_dir, tmp_path, "proadapter")
+    flags[flags.index("cola=16")] = "sst2=10"
+    assert main(flags) == 2
+    assert "--task_train_limits" in capsys.readouterr().err
