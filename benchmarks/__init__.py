@@ -1,0 +1,1 @@
+"""Benchmarks of ProPETL against plain PETL (see run.py)."""

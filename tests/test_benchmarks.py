@@ -1,0 +1,23 @@
+"""Smoke test of the benchmark script on a tiny model: it runs and writes every series (no timing checks)."""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root holds benchmarks/
+
+from benchmarks.run import PAIRS, main, markdown  # noqa: E402
+
+
+def test_quick_benchmark_writes_every_series(tmp_path):
+    output = tmp_path / "result.json"
+    assert main(["--quick", "--repeats", "1", "--skip", "memory", "--output", str(output), "--no-docs"]) == 0
+    result = json.loads(output.read_text())
+    assert [r["comparison"] for r in result["training"]] == [label for label, _, _ in PAIRS]
+    assert all(r["ratio"] > 0 and 0 <= r["mask_topk"]["share_of_step"] for r in result["training"])
+    models = {r["model"] for r in result["inference"]}
+    assert {"ProAdapter, masks frozen", "ProLoRA, frozen and merged", "ProLoRA, masked (not frozen)"} <= models
+    assert {r["batch"] for r in result["inference"]} == {1, 4}
+    assert all(r["disk_over_bls"] > 1 for r in result["storage"])
+    table = markdown(result)
+    assert "### Training step" in table and "hybrid multi-task ProAdapter vs adapter" in table
