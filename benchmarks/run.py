@@ -160,9 +160,9 @@ def mask_time_fn(model) -> Callable[[], None]:
     return compute
 
 
-def training_benchmarks(geometry: str, batch_size: int, length: int, repeats: int) -> List[dict]:
+def training_benchmarks(geometry: str, batch_size: int, length: int, repeats: int, pairs=PAIRS) -> List[dict]:
     rows = []
-    for label, pro, plain in PAIRS:
+    for label, pro, plain in pairs:
         models = {pro: build(geometry, pro), plain: build(geometry, plain)}
         inputs = batch(models[pro], batch_size, length)
         steps = {cfg: train_step_fn(model, cfg, inputs) for cfg, model in models.items()}
@@ -314,6 +314,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--repeats", type=int, help="interleaved rounds per comparison (default 5; --quick: 3)")
+    parser.add_argument("--comparisons", nargs="+", help="only the training comparisons whose label contains one "
+                                                           "of these words (e.g. hybrid ProLoRA)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["training", "inference", "memory", "storage"])
     parser.add_argument("--output", help="results JSON (default benchmarks/results/<date>-<host>.json)")
     parser.add_argument("--no-docs", action="store_true", help="do not append to docs/performance.md")
@@ -336,7 +338,8 @@ def main(argv=None) -> int:
               "versions": {"torch": torch.__version__}, "training": [], "inference": [], "memory": [], "storage": []}
     for geometry in geometries:
         if "training" not in args.skip:
-            result["training"] += training_benchmarks(geometry, batch_size, length, repeats)
+            pairs = [p for p in PAIRS if not args.comparisons or any(w in p[0] for w in args.comparisons)]
+            result["training"] += training_benchmarks(geometry, batch_size, length, repeats, pairs)
         if "inference" not in args.skip:
             result["inference"] += inference_benchmarks(geometry, length, repeats, (1, batch_size))
         if "memory" not in args.skip:  # one child process per method; --quick measures the first pair only
