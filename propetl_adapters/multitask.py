@@ -154,8 +154,21 @@ def hybrid_masked(weight: torch.Tensor, layer_mask: TensorMask, bank: Optional[T
     """``weight ⊙ m_l`` (single task) or ``weight ⊙ (m_l OR m_t)`` for the current task t."""
     if bank is None:
         return layer_mask.apply_to(weight)
-    mask = or_masks(layer_mask(weight), bank.mask(current_task(bank), key)(weight))
+    mask = or_masks(layer_mask(weight), _task_mask(bank, current_task(bank), key, weight))
     return weight * mask.to(weight.dtype)
+
+
+def _task_mask(bank: TaskMasks, task: str, key: str, weight: torch.Tensor) -> torch.Tensor:
+    """The task's mask of ``key``, computed once per forward pass: every layer shares it, and the
+    straight-through gradients of all layers add up on the one output."""
+    context = ForwardContext.get_context()
+    if context is None:
+        return bank.mask(task, key)(weight)
+    cache = context.__dict__.setdefault("propetl_task_masks", {})
+    cache_key = (id(bank), task, key, torch.is_grad_enabled())
+    if cache_key not in cache:
+        cache[cache_key] = bank.mask(task, key)(weight)
+    return cache[cache_key]
 
 
 def _context_task_ids() -> Optional[object]:
