@@ -29,5 +29,6 @@ setup(
     entry_points={"console_scripts": [
         "propetl-storage=propetl_adapters.storage:main",
         "propetl-table=propetl_adapters.glue.results_table:main",
+        "propetl-plot=propetl_adapters.plots:main",
     ]},
 )

@@ -19,6 +19,7 @@
 #   EVAL_BATCH        evaluation batch per device              (256)
 #   NPROC             processes (GPUs) per run; > 1 launches torch.distributed.run  (1)
 #   PYTHON            python interpreter                       (python3)
+#   EPOCHS            train this many epochs instead of the paper's epochs per task
 #   EXTRA_ARGS        more run_glue.py flags, split on whitespace (e.g. "--bf16 --logging_steps 20")
 #   DRY_RUN=1         print the commands, run nothing
 #
@@ -81,6 +82,11 @@ if (( PER_DEVICE_BATCH * GRAD_ACCUM * NPROC != BATCH_SIZE )); then
     die "PER_DEVICE_BATCH x GRAD_ACCUM x NPROC = $PER_DEVICE_BATCH x $GRAD_ACCUM x $NPROC = $((PER_DEVICE_BATCH * GRAD_ACCUM * NPROC)), expected BATCH_SIZE=$BATCH_SIZE"
 fi
 read -r -a EXTRA <<< "$EXTRA_ARGS"
+EPOCH_FLAGS=(--paper_epochs)
+if [[ -n "${EPOCHS:-}" ]]; then
+    is_number "$EPOCHS" || die "EPOCHS must be a positive number, got '$EPOCHS'"
+    EPOCH_FLAGS=(--num_train_epochs "$EPOCHS")
+fi
 
 if (( NPROC > 1 )); then
     LAUNCH=("$PYTHON" -m torch.distributed.run --nproc_per_node="$NPROC" "$REPO_ROOT/run_glue.py")
@@ -115,7 +121,7 @@ run_grid() {
             fi
             cmd+=(--output_dir "$dir" --seed "$seed" --split_seed 42
                 --learning_rate "$lr" --weight_decay 0.1 --warmup_ratio 0.1 --lr_scheduler_type linear
-                --max_seq_length 128 --paper_epochs
+                --max_seq_length 128 "${EPOCH_FLAGS[@]}"
                 --per_device_train_batch_size "$PER_DEVICE_BATCH" --gradient_accumulation_steps "$GRAD_ACCUM"
                 --per_device_eval_batch_size "$EVAL_BATCH"
                 --eval_strategy epoch --save_strategy epoch --save_total_limit 1

@@ -140,3 +140,35 @@ def test_t5_scripts_list_the_table2_and_figure3_runs(tmp_path):
 def test_t5_scripts_stop_on_bad_settings(script, env, message, tmp_path):
     result = run_script(script, tmp_path, DRY_RUN="1", **env)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_ablation_sweep_and_storage_scripts_list_their_runs(tmp_path):
+    ablation = run_script("run_ablations.sh", tmp_path, DRY_RUN="1", TASKS="rte mrpc", SEEDS="42")
+    assert ablation.returncode == 0, ablation.stderr
+    dirs = [flag(cmd, "--output_dir") for cmd in commands(ablation.stdout)]
+    assert [d.split("/ablation/")[1] for d in dirs] == [f"{s}/{t}/seed42" for s in
+                                                         ("proadapter", "only_share", "only_mask", "random_mask")
+                                                         for t in ("rte", "mrpc")]
+    configs = [flag(cmd, "--adapter_config") for cmd in commands(ablation.stdout)]
+    assert "masked=False" in configs[2] and "shared=False" in configs[4] and "random_mask=True" in configs[6]
+    sweep = run_script("run_sparsity_sweep.sh", tmp_path, DRY_RUN="1", TASKS="rte", SEEDS="42")
+    densities = [(flag(cmd, "--adapter_config"), flag(cmd, "--density")) for cmd in commands(sweep.stdout)]
+    assert len(densities) == 30 and ("prolora", "0.3") in densities and ("proprefix", "1.0") in densities
+    storage = run_script("run_storage_curve.sh", tmp_path, DRY_RUN="1", TASKS="rte", SEEDS="42", SIZES="8 64")
+    labels = [flag(cmd, "--output_dir").split("/storage/")[1].split("/")[0] for cmd in commands(storage.stdout)]
+    assert labels == ["seq_bn_bn8", "proadapter_bn8", "seq_bn_bn64", "proadapter_bn64"]
+    seq2seq = run_script("run_storage_curve.sh", tmp_path, DRY_RUN="1", RUNNER="seq2seq", TASKS="xsum", SIZES="8")
+    assert [os.path.basename(cmd[-2]) for cmd in commands(seq2seq.stdout)] == ["propetl_adapter_bn8.json",
+                                                                               "adapter_bn8.json"]
+
+
+@pytest.mark.parametrize("script, env, message", [
+    ("run_sparsity_sweep.sh", {"DENSITIES": "0 0.5"}, "DENSITIES"),
+    ("run_sparsity_sweep.sh", {"VARIANTS": "vera"}, "VARIANTS"),
+    ("run_ablations.sh", {"ONLY_MASK_MATCH": "x"}, "ONLY_MASK_MATCH"),
+    ("run_storage_curve.sh", {"SIZES": "0"}, "SIZES"),
+    ("run_storage_curve.sh", {"RUNNER": "x"}, "RUNNER"),
+])
+def test_ablation_scripts_stop_on_bad_settings(script, env, message, tmp_path):
+    result = run_script(script, tmp_path, DRY_RUN="1", TASKS="rte", **env)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
