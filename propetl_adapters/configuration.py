@@ -125,6 +125,42 @@ class ProPrefixConfig(PrefixTuningConfig, ProPETLFields):
                              "proadapter (the paper's multi-task model) and prolora.")
 
 
+@dataclass(eq=False)
+class HyperformerConfig(SeqBnConfig):
+    """Hyperformer++ (one hypernetwork for all layers and tasks) or Hyperformer (``shared_generators=False``:
+    generators per layer and block). Adapters after self-attention and after the FFN, reduction 32,
+    ``y + LN(up(gelu(down(y))))``; see ``methods/hyperformer.py``. ``tasks`` is required."""
+
+    mh_adapter: bool = True
+    output_adapter: bool = True
+    reduction_factor: Union[float, Mapping] = 32
+    non_linearity: str = "gelu"
+    ln_after: bool = True
+    tasks: Union[None, str, Sequence[str]] = None
+    embedding_dim: int = 64
+    projector_hidden_dim: int = 128
+    projected_dim: int = 64
+    shared_generators: bool = True
+    baseline_method: str = "hyperformer++"
+
+    def __post_init__(self):
+        from .methods.hyperformer import validate_tasks
+        object.__setattr__(self, "tasks", validate_tasks(self))
+        if isinstance(self.reduction_factor, Mapping) or self.ln_before or not self.ln_after or self.is_parallel \
+                or self.use_gating or self.phm_layer:
+            raise ValueError("HyperformerConfig: one reduction factor, ln_after=True, a sequential adapter without "
+                             "gating or PHM.")
+        for name in ("embedding_dim", "projector_hidden_dim", "projected_dim"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"HyperformerConfig.{name} must be a positive integer, got {getattr(self, name)!r}.")
+
+
+# Baselines built the same way (registered names; ``baseline_method`` rebuilds the class from a saved config).
+BASELINE_CONFIGS: Dict[str, AdapterConfig] = {
+    "hyperformer++": HyperformerConfig(tasks=["task"]),
+    "hyperformer": HyperformerConfig(tasks=["task"], shared_generators=False, baseline_method="hyperformer"),
+}
+
 PROPETL_CONFIGS: Dict[str, Type[AdapterConfig]] = {
     "proadapter": ProAdapterConfig,
     "prolora": ProLoRAConfig,
@@ -141,6 +177,7 @@ def register_configs():
     """Make the ProPETL names usable wherever `adapters` accepts a config string."""
     for name, cls in PROPETL_CONFIGS.items():
         ADAPTER_CONFIG_MAP[name] = cls()
+    ADAPTER_CONFIG_MAP.update(BASELINE_CONFIGS)
 
 
 def replace_adapter_config(model, adapter_name: str, config: AdapterConfig):

@@ -10,14 +10,15 @@ import contextlib
 from typing import Optional
 
 import torch
-from adapters.configuration import PrefixTuningConfig
+from adapters.configuration import PrefixTuningConfig, SeqBnConfig
 from adapters.methods.lora import LoRA
 from adapters.methods.modeling import Adapter
 from adapters.methods.prefix_tuning import FlatPrefixTuning, PrefixTuningGroup
 from torch import nn
 
-from .configuration import is_propetl_config, replace_adapter_config
+from .configuration import HyperformerConfig, is_propetl_config, replace_adapter_config
 from .methods.adapter import MaskedLinear, ProAdapter
+from .methods.hyperformer import HyperAdapter, plain_adapter_for_task
 from .methods.lora import ProLoRA
 from .multitask import active_task
 from .serialization import canonical_named_modules, prefix_groups
@@ -106,3 +107,26 @@ def _freeze_layers(model, adapter_name: str, config):
     if adapter_name in model.base_model.shared_parameters:
         del model.base_model.shared_parameters[adapter_name]
     replace_adapter_config(model, adapter_name, plain_config)
+
+
+@torch.no_grad()
+def freeze_hypernetwork(model, adapter_name: str, task: str):
+    """Replace a Hyperformer(++) adapter by the plain adapters its hypernetwork generates for ``task``, so
+    inference runs no hypernetwork (outputs identical; the other tasks are dropped from this model)."""
+    config = model.adapters_config.get(adapter_name)
+    if not isinstance(config, HyperformerConfig):
+        raise ValueError(f"Adapter '{adapter_name}' is not a Hyperformer adapter (config {type(config).__name__}).")
+    if task not in config.tasks:
+        raise ValueError(f"Adapter '{adapter_name}' has no task {task!r}; its tasks: {config.tasks}.")
+    plain_config = SeqBnConfig(mh_adapter=True, output_adapter=True, reduction_factor=config.reduction_factor,
+                               non_linearity=config.non_linearity, ln_after=True,
+                               original_ln_before=config.original_ln_before,
+                               original_ln_after=config.original_ln_after, residual_before_ln=config.residual_before_ln)
+    for module in canonical_named_modules(model).values():
+        registry = getattr(module, "adapters", None)
+        if isinstance(registry, nn.ModuleDict) and isinstance(registry[adapter_name] if adapter_name in registry
+                                                              else None, HyperAdapter):
+            registry[adapter_name] = plain_adapter_for_task(registry[adapter_name], task, plain_config)
+    del model.base_model.shared_parameters[adapter_name]
+    replace_adapter_config(model, adapter_name, plain_config)
+    return model

@@ -185,7 +185,7 @@ def per_task_storage(model, adapter_name: str, config, tasks: Sequence[str], sto
     from .storage import storage_report
     if config is not None and is_propetl_config(config) and config.tasks:
         report = storage_report(model, adapter_name)
-        return {"task_bits": report.task_mask_bits, "shared_bits": report.shared_bits}
+        return {"task_bits": report.task_bits, "shared_bits": report.shared_bits}
     if config is None:
         return {"task_bits": {t: storage["bls_bits"] for t in tasks}, "shared_bits": 0}
     return {"task_bits": {t: 0 for t in tasks}, "shared_bits": storage["bls_bits"]}

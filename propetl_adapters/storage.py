@@ -15,9 +15,10 @@ from typing import Dict, Iterable, Optional
 
 import torch
 
-from .configuration import ProAdapterConfig, ProLoRAConfig, ProPrefixConfig, is_propetl_config
+from .configuration import HyperformerConfig, ProAdapterConfig, ProLoRAConfig, ProPrefixConfig, is_propetl_config
 from .mask_io import MASK_FILE_NAME
 from .methods.adapter import ProAdapter
+from .methods.hyperformer import HyperAdapter
 from .methods.lora import ProLoRA
 from .multitask import task_bank
 from .serialization import (adapter_masks, adapter_tensors, canonical_named_modules, export_state, prefix_groups,
@@ -45,9 +46,12 @@ class StorageReport:
     plain_method: str
     plain: StorageFigures
     head_parameters: int = 0
-    # Multi-task adapters: bits of each task's mask (what one more task costs) and the bits all tasks share.
-    task_mask_bits: Dict[str, int] = field(default_factory=dict)
+    # Multi-task adapters: bits each task adds (hybrid masks: its task mask; Hyperformer: its task
+    # embedding), the bits all tasks share, and the whole storage divided by the number of tasks (the
+    # "% per task" of the Hyperformer paper).
+    task_bits: Dict[str, int] = field(default_factory=dict)
     shared_bits: Optional[int] = None
+    amortized_task_percent: Optional[float] = None
     notes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -119,8 +123,11 @@ def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None)
             Without it the adapter is saved to a temporary folder (safetensors) and measured.
     """
     config = model.adapters_config.get(adapter_name)
+    if isinstance(config, HyperformerConfig):
+        return hyperformer_report(model, adapter_name, saved_folder)
     if not is_propetl_config(config):
-        raise ValueError(f"Adapter '{adapter_name}' is not a ProPETL adapter (config {type(config).__name__}).")
+        raise ValueError(f"Adapter '{adapter_name}' is not a ProPETL or Hyperformer adapter (config "
+                         f"{type(config).__name__}).")
     base = base_model_parameters(model)
     tensors, _ = export_state(model, adapter_name)
     groups = bits_by_width(tensors.values())
@@ -129,13 +136,7 @@ def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None)
         groups[1] = mask_bits
     trainable = sum(t.numel() for t in adapter_tensors(model, adapter_name).values() if isinstance(t, torch.nn.Parameter))
     has_heads = hasattr(model, "heads")
-    if saved_folder is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            model.save_adapter(tmp, adapter_name, use_safetensors=True, **({"with_head": False} if has_heads else {}))
-            on_disk = folder_bytes(tmp)
-    else:
-        on_disk = folder_bytes(saved_folder)
-    propetl = _figures(trainable, groups, base, on_disk)
+    propetl = _figures(trainable, groups, base, _bytes_on_disk(model, adapter_name, saved_folder))
     plain = _plain_figures(model, adapter_name, config, base)
     head = 0
     if has_heads and adapter_name in model.heads:
@@ -153,8 +154,45 @@ def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None)
     notes.append("plain bytes on disk are BLS/8 (float32 payload, no file overhead)")
     return StorageReport(adapter=adapter_name, method=config.propetl_method, base_model_parameters=base,
                          propetl=propetl, plain_method=PLAIN_NAMES[type(config)], plain=plain,
-                         head_parameters=head, task_mask_bits=task_bits,
-                         shared_bits=propetl.bls_bits - sum(task_bits.values()) if task_bits else None, notes=notes)
+                         head_parameters=head, task_bits=task_bits,
+                         shared_bits=propetl.bls_bits - sum(task_bits.values()) if task_bits else None,
+                         amortized_task_percent=propetl.bls_percent / len(task_bits) if task_bits else None,
+                         notes=notes)
+
+
+def _bytes_on_disk(model, adapter_name: str, saved_folder: Optional[str]) -> int:
+    if saved_folder is not None:
+        return folder_bytes(saved_folder)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_adapter(tmp, adapter_name, use_safetensors=True,
+                           **({"with_head": False} if hasattr(model, "heads") else {}))
+        return folder_bytes(tmp)
+
+
+def hyperformer_report(model, adapter_name: str, saved_folder: Optional[str] = None) -> StorageReport:
+    """Hyperformer(++): every stored tensor at 32 bits; a task adds its task embedding; the plain counterpart
+    is one adapter per task (same bottleneck, after attention and FFN, with its layer norm)."""
+    config = model.adapters_config.get(adapter_name)
+    base = base_model_parameters(model)
+    tensors = adapter_tensors(model, adapter_name)
+    trainable = sum(t.numel() for t in tensors.values() if isinstance(t, torch.nn.Parameter))
+    figures = _figures(trainable, bits_by_width(tensors.values()), base,
+                       _bytes_on_disk(model, adapter_name, saved_folder))
+    layers = [m for m in canonical_named_modules(model.base_model).values()
+              if isinstance(m, HyperAdapter) and m.name == adapter_name]
+    per_adapter = sum(2 * m.input_size * m.down_sample + m.down_sample + 3 * m.input_size for m in layers)
+    tasks = list(config.tasks)
+    plain = _figures(per_adapter * len(tasks), {32: per_adapter * len(tasks)}, base, 4 * per_adapter * len(tasks))
+    embedding_bits = 32 * config.embedding_dim
+    notes = ["a task adds one task embedding; amortized_task_percent = total / number of tasks (the Hyperformer "
+             "paper's per-task figure)", "plain figures are one adapter per task (after attention and FFN, with "
+             "its layer norm); bytes are BLS/8", "trainable layer norms of the base model (T5 in the reference "
+             "setup) are not included"]
+    return StorageReport(adapter=adapter_name, method=config.baseline_method, base_model_parameters=base,
+                         propetl=figures, plain_method="adapter per task", plain=plain,
+                         task_bits={t: embedding_bits for t in tasks},
+                         shared_bits=figures.bls_bits - embedding_bits * len(tasks),
+                         amortized_task_percent=figures.bls_percent / len(tasks), notes=notes)
 
 
 def format_report(report: StorageReport) -> str:
@@ -162,7 +200,7 @@ def format_report(report: StorageReport) -> str:
     width = 34
 
     def row(label, a, b):
-        return f"{label:<{width}}{a:>20}{b:>22}"
+        return f"{label:<{width}}{a:>20}{b:>26}"
 
     lines = [f"adapter '{report.adapter}' ({report.method}); base model: {report.base_model_parameters:,} parameters",
              row("", report.method, "plain " + report.plain_method),
@@ -173,11 +211,12 @@ def format_report(report: StorageReport) -> str:
     lines += [row("bit-level storage (bits)", f"{p.bls_bits:,}", f"{q.bls_bits:,}"),
               row("% of base model (32-bit)", f"{p.bls_percent:.4f} %", f"{q.bls_percent:.4f} %"),
               row("bytes on disk", f"{p.bytes_on_disk:,}", f"~{q.bytes_on_disk:,}"),
-              row("ProPETL / plain BLS", f"{p.bls_bits / q.bls_bits:.4f}", "1")]
-    if report.task_mask_bits:
-        lines.append(f"shared by all tasks (prototype + layer masks): {report.shared_bits:,} bits")
+              row(f"{report.method} / plain BLS", f"{p.bls_bits / q.bls_bits:.4f}", "1")]
+    if report.task_bits:
+        lines.append(f"shared by all tasks: {report.shared_bits:,} bits; all storage / tasks: "
+                     f"{report.amortized_task_percent:.4f} % of the base model per task")
         lines += [f"task '{task}': {bits:,} bits ({100.0 * bits / (32 * report.base_model_parameters):.4f} % of the "
-                  f"base model)" for task, bits in report.task_mask_bits.items()]
+                  f"base model)" for task, bits in report.task_bits.items()]
     if report.head_parameters:
         lines.append(f"prediction head (not included above): {report.head_parameters:,} parameters, "
                      f"{4 * report.head_parameters:,} bytes in fp32")

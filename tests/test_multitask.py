@@ -124,7 +124,7 @@ def test_storage_report_gives_each_tasks_bits(mt_variant):
     report = storage_report(model, "task")
     bank = task_bank(model, "task")
     n_task_bits = sum(torch.Size(shape).numel() for shape in bank.shapes.values())
-    assert report.task_mask_bits == {task: n_task_bits for task in TASKS}
+    assert report.task_bits == {task: n_task_bits for task in TASKS}
     layer_bits = sum(m.scores.numel() for path, m in adapter_masks(model, "task").items() if "task_masks" not in path)
     prototype_floats = sum(p.numel() for name, p in model.base_model.shared_parameters["task"].named_parameters()
                            if "task_masks" not in name)
