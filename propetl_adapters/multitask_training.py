@@ -183,9 +183,53 @@ def per_task_storage(model, adapter_name: str, config, tasks: Sequence[str], sto
     one plain module shared by all tasks; the whole model per task for full fine-tuning (``config`` None)."""
     from .configuration import is_propetl_config
     from .storage import storage_report
-    if config is not None and is_propetl_config(config) and config.tasks:
+    from .configuration import HyperformerConfig
+    if config is not None and (is_propetl_config(config) and config.tasks or isinstance(config, HyperformerConfig)):
         report = storage_report(model, adapter_name)
-        return {"task_bits": report.task_bits, "shared_bits": report.shared_bits}
+        return {"task_bits": report.task_bits, "shared_bits": report.shared_bits,
+                "amortized_task_percent": report.amortized_task_percent}
     if config is None:
         return {"task_bits": {t: storage["bls_bits"] for t in tasks}, "shared_bits": 0}
     return {"task_bits": {t: 0 for t in tasks}, "shared_bits": storage["bls_bits"]}
+
+
+def resolve_multitask_config(config_string: Optional[str], tasks: Sequence[str], several_tasks_only: bool = False):
+    """The adapter config of a multi-task run (None: full fine-tuning). ProPETL and Hyperformer configs get the
+    run's task list unless they name their own, which must then equal it. With ``several_tasks_only`` a
+    ProPETL config of a one-task run stays single-task (plain per-layer masks)."""
+    if config_string is None:
+        return None
+    from adapters import AdapterConfig
+
+    from .configuration import HyperformerConfig, is_propetl_config
+    from .glue.experiment import ExperimentError
+    try:
+        config = AdapterConfig.load(config_string)
+    except Exception as err:
+        raise ExperimentError(f"--adapter_config {config_string!r}: {err}") from err
+    hyper = isinstance(config, HyperformerConfig)
+    if not (is_propetl_config(config) or hyper):
+        return config
+    if hyper and config.tasks == ["task"] and "tasks=" not in config_string:  # the registered placeholder
+        config = config.replace(tasks=list(tasks))
+    elif is_propetl_config(config) and not config.tasks and (len(tasks) > 1 or not several_tasks_only):
+        config = config.replace(tasks=list(tasks))
+    if config.tasks and list(config.tasks) != list(tasks):
+        raise ExperimentError(f"--adapter_config has tasks {config.tasks} but --tasks is {list(tasks)}")
+    return config
+
+
+def trains_layer_norms(config) -> bool:
+    """Hyperformer's reference setup trains the backbone's layer norms; PETL runs freeze them."""
+    from .configuration import HyperformerConfig
+    return isinstance(config, HyperformerConfig)
+
+
+def method_label(config) -> str:
+    """The method name recorded in a multi-task run's results."""
+    from .configuration import is_propetl_config
+    if config is None:
+        return "full_finetuning"
+    if is_propetl_config(config):
+        return config.propetl_method + ("_hybrid" if config.tasks else "")
+    return getattr(config, "baseline_method", None) or type(config).__name__

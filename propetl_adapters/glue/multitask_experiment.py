@@ -63,23 +63,6 @@ def _train_limits(args: MultiTaskArguments) -> Dict[str, int]:
     return limits
 
 
-def _adapter_config(args: MultiTaskArguments):
-    if args.adapter_config is None:
-        return None
-    from adapters import AdapterConfig
-
-    from ..configuration import is_propetl_config
-    try:
-        config = AdapterConfig.load(args.adapter_config)
-    except Exception as err:
-        raise ExperimentError(f"--adapter_config {args.adapter_config!r}: {err}") from err
-    if is_propetl_config(config) and not config.tasks:
-        config = config.replace(tasks=list(args.tasks))
-    if is_propetl_config(config) and list(config.tasks) != list(args.tasks):
-        raise ExperimentError(f"--adapter_config has tasks {config.tasks} but --tasks is {args.tasks}")
-    return config
-
-
 def _task_metric(task):
     from ..multitask_training import TaskMetric
 
@@ -95,7 +78,10 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
     from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
-    from ..multitask_training import MultiTaskFullTrainer, MultiTaskTrainer, per_task_storage
+    import torch
+
+    from ..multitask_training import (MultiTaskFullTrainer, MultiTaskTrainer, per_task_storage,
+                                      method_label, resolve_multitask_config, trains_layer_norms)
     from ..training import trainable_parameter_count
 
     started = time.time()
@@ -107,7 +93,7 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
     if unknown or len(set(args.tasks)) != len(args.tasks) or not args.tasks:
         raise ExperimentError(f"--tasks: expected distinct GLUE tasks from {list(TASK_NAMES)}, got {args.tasks}")
     limits = _train_limits(args)
-    config = _adapter_config(args)
+    config = resolve_multitask_config(args.adapter_config, args.tasks, several_tasks_only=False)
     training_args = dataclasses.replace(
         training_args, load_best_model_at_end=True, metric_for_best_model="average", greater_is_better=True,
         remove_unused_columns=False, label_names=["labels"], eval_strategy="steps", save_strategy="steps",
@@ -131,7 +117,12 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
         model.add_adapter(ADAPTER_NAME, config=config)
         model.train_adapter(ADAPTER_NAME)
         model.set_active_adapters(ADAPTER_NAME)
-        freeze_layer_norms(model)
+        if trains_layer_norms(config):
+            for module in model.modules():
+                if isinstance(module, torch.nn.LayerNorm) or type(module).__name__ == "T5LayerNorm":
+                    module.requires_grad_(True)
+        else:
+            freeze_layer_norms(model)
         for head in model.heads.values():  # train_adapter only unfreezes the head named like the adapter
             head.requires_grad_(True)
     else:
@@ -152,7 +143,7 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
     resume = None if training_args.overwrite_output_dir else resumable_checkpoint(out)
     train_output = trainer.train(resume_from_checkpoint=resume)
     test = trainer.evaluate(data["test"], metric_key_prefix="test")
-    results: Dict[str, Any] = {"tasks": args.tasks, "method": _method(config), "test": test,
+    results: Dict[str, Any] = {"tasks": args.tasks, "method": method_label(config), "test": test,
                                "test_average": test["test_average"]}
     if not trainer.is_world_process_zero():
         return results
@@ -167,7 +158,7 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
             model.save_head(os.path.join(out, "heads", name), name)
     else:
         model.save_pretrained(export)
-    storage = storage_summary(model, ADAPTER_NAME if config is not None else None, _method(config), export,
+    storage = storage_summary(model, ADAPTER_NAME if config is not None else None, method_label(config), export,
                               module, sum(p.numel() for p in model.heads.parameters()))
     storage.update(per_task_storage(model, ADAPTER_NAME, config, args.tasks, storage))
     results.update({
@@ -191,15 +182,6 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
     with open(os.path.join(out, DONE_FILE), "w", encoding="utf-8") as f:
         f.write(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     return results
-
-
-def _method(config) -> str:
-    from ..configuration import is_propetl_config
-    if config is None:
-        return "full_finetuning"
-    if is_propetl_config(config):
-        return config.propetl_method + ("_hybrid" if config.tasks else "")
-    return type(config).__name__
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -62,23 +62,6 @@ def _check(args: Seq2SeqArguments, training_args):
         raise ExperimentError(f"--mask_lr_ratio must be positive, got {args.mask_lr_ratio}")
 
 
-def _adapter_config(args: Seq2SeqArguments):
-    if args.adapter_config is None:
-        return None
-    from adapters import AdapterConfig
-
-    from ..configuration import is_propetl_config
-    try:
-        config = AdapterConfig.load(args.adapter_config)
-    except Exception as err:
-        raise ExperimentError(f"--adapter_config {args.adapter_config!r}: {err}") from err
-    if is_propetl_config(config) and len(args.tasks) > 1 and not config.tasks:
-        config = config.replace(tasks=list(args.tasks))
-    if is_propetl_config(config) and config.tasks and list(config.tasks) != list(args.tasks):
-        raise ExperimentError(f"--adapter_config has tasks {config.tasks} but --tasks is {args.tasks}")
-    return config
-
-
 def _tokenized(rows: List[dict], tokenizer, task_id: int, args: Seq2SeqArguments):
     import datasets
     encoded = tokenizer([r["source"] for r in rows], max_length=args.max_source_length, truncation=True)
@@ -104,7 +87,10 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorForSeq2Seq, set_seed
 
-    from ..multitask_training import MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer, per_task_storage
+    import torch
+
+    from ..multitask_training import (MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer, per_task_storage,
+                                      method_label, resolve_multitask_config, trains_layer_norms)
     from ..training import trainable_parameter_count
 
     started = time.time()
@@ -114,7 +100,7 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
             logger.info("%s is finished (%s marker); nothing to do", out, DONE_FILE)
             return json.load(f)
     _check(args, training_args)
-    config = _adapter_config(args)
+    config = resolve_multitask_config(args.adapter_config, args.tasks, several_tasks_only=True)
     training_args = dataclasses.replace(
         training_args, predict_with_generate=True, generation_max_length=args.max_target_length,
         generation_num_beams=args.num_beams, load_best_model_at_end=True, metric_for_best_model="average",
@@ -143,7 +129,12 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
         model.add_adapter(ADAPTER_NAME, config=config)
         model.train_adapter(ADAPTER_NAME)
         model.set_active_adapters(ADAPTER_NAME)
-        freeze_layer_norms(model)
+        if trains_layer_norms(config):
+            for module in model.modules():
+                if isinstance(module, torch.nn.LayerNorm) or type(module).__name__ == "T5LayerNorm":
+                    module.requires_grad_(True)
+        else:
+            freeze_layer_norms(model)
     else:
         model.active_head = ADAPTER_NAME
         for parameter in model.parameters():
@@ -161,7 +152,7 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     resume = None if training_args.overwrite_output_dir else resumable_checkpoint(out)
     train_output = trainer.train(resume_from_checkpoint=resume)
     test = trainer.evaluate(data["test"], metric_key_prefix="test")
-    results: Dict[str, Any] = {"tasks": args.tasks, "method": _method(config), "test": test}
+    results: Dict[str, Any] = {"tasks": args.tasks, "method": method_label(config), "test": test}
     if not trainer.is_world_process_zero():
         return results
     export = os.path.join(out, "adapter" if config is not None else "model")
@@ -173,7 +164,7 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     head = sum(p.numel() for p in model.heads[ADAPTER_NAME].parameters())
     head_ids = {id(p) for p in model.heads[ADAPTER_NAME].parameters()}
     module = trainable_parameter_count(p for p in model.parameters() if id(p) not in head_ids)
-    storage = storage_summary(model, ADAPTER_NAME if config is not None else None, _method(config),
+    storage = storage_summary(model, ADAPTER_NAME if config is not None else None, method_label(config),
                               export, module, head)
     storage.update(per_task_storage(model, ADAPTER_NAME, config, args.tasks, storage))
     results.update({
@@ -196,13 +187,6 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     with open(os.path.join(out, DONE_FILE), "w", encoding="utf-8") as f:
         f.write(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     return results
-
-
-def _method(config) -> str:
-    from ..configuration import is_propetl_config
-    if config is None:
-        return "full_finetuning"
-    return config.propetl_method if is_propetl_config(config) else type(config).__name__
 
 
 def parse_arguments(argv: Sequence[str]):

@@ -20,6 +20,7 @@ def argv(model_dir, glue_dir, out, config):
 
 
 @pytest.mark.parametrize("config, method", [("proadapter[reduction_factor=4]", "proadapter_hybrid"),
+                                            ("hyperformer++[reduction_factor=4]", "hyperformer++"),
                                             ("seq_bn[reduction_factor=4]", "SeqBnConfig"),
                                             (None, "full_finetuning")])
 def test_multi_task_encoder_reports_every_task_and_its_storage(tiny_bert_dir, glue_dir, tmp_path, config, method):
@@ -37,6 +38,8 @@ def test_multi_task_encoder_reports_every_task_and_its_storage(tiny_bert_dir, gl
         assert 0 < task_bits["rte"] < shared
         assert shared + sum(task_bits.values()) == results["storage"]["bls_bits"]
         assert all((tmp_path / "heads" / t / "head_config.json").is_file() for t in ("rte", "stsb", "cola"))
+    elif method == "hyperformer++":
+        assert task_bits["rte"] == 32 * 64 and shared + sum(task_bits.values()) == results["storage"]["bls_bits"]
     elif method == "SeqBnConfig":
         assert task_bits["rte"] == 0 and shared == results["storage"]["bls_bits"]
     else:

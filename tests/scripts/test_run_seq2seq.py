@@ -28,7 +28,7 @@ def test_multi_task_proadapter_trains_selects_and_exports_every_task_mask(tiny_t
     results = run(*parse_arguments(argv(tiny_t5_dir, seq2seq_data_dir, out)))
     assert (out / DONE_FILE).is_file()
     saved = json.loads((out / RESULTS_FILE).read_text())
-    assert saved["method"] == "proadapter"
+    assert saved["method"] == "proadapter_hybrid"
     assert saved["adapter_config_resolved"]["tasks"] == ["rte", "stsb"]
     for key in ("test_rte_accuracy", "test_stsb_pearson", "test_stsb_spearmanr", "test_average"):
         assert key in saved["test"]
@@ -90,3 +90,13 @@ def test_config_files_parse(tmp_path):
     for path in configs:
         args, training_args = parse_arguments([str(path), "42"])
         assert args.tasks and training_args.seed == 42, path
+
+
+def test_two_step_hyperformer_plus_plus_run(tiny_t5_dir, seq2seq_data_dir, tmp_path):
+    flags = argv(tiny_t5_dir, seq2seq_data_dir, tmp_path, config="hyperformer++[reduction_factor=8]")
+    results = run(*parse_arguments(flags))
+    assert results["method"] == "hyperformer++"
+    assert results["adapter_config_resolved"]["tasks"] == ["rte", "stsb"]
+    storage = results["storage"]
+    assert storage["task_bits"] == {"rte": 32 * 64, "stsb": 32 * 64} and storage["amortized_task_percent"] > 0
+    assert "test_average" in results["test"]
