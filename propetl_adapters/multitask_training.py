@@ -10,6 +10,7 @@ metric the best checkpoint is chosen by.
 """
 
 import contextlib
+import logging
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
@@ -233,3 +234,79 @@ def method_label(config) -> str:
     if is_propetl_config(config):
         return config.propetl_method + ("_hybrid" if config.tasks else "")
     return getattr(config, "baseline_method", None) or type(config).__name__
+
+
+def finished_results(output_dir: str, overwrite: bool) -> Optional[dict]:
+    """The results of a finished run (``DONE`` marker) unless it is to be overwritten."""
+    import json
+    import os
+
+    from .glue.experiment import DONE_FILE, RESULTS_FILE, is_done
+    if not is_done(output_dir) or overwrite:
+        return None
+    with open(os.path.join(output_dir, RESULTS_FILE), encoding="utf-8") as f:
+        logging.getLogger(__name__).info("%s is finished (%s marker); nothing to do", output_dir, DONE_FILE)
+        return json.load(f)
+
+
+def prepare_model(model, adapter_name: str, config):
+    """Add and activate the adapter (or make the whole model trainable for full fine-tuning); layer norms
+    follow the method's setup: frozen for PETL, trainable for Hyperformer."""
+    from .glue.experiment import freeze_layer_norms
+    if config is None:
+        model.requires_grad_(True)
+        return
+    model.add_adapter(adapter_name, config=config)
+    model.train_adapter(adapter_name)
+    model.set_active_adapters(adapter_name)
+    if trains_layer_norms(config):
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm) or type(module).__name__ == "T5LayerNorm":
+                module.requires_grad_(True)
+    else:
+        freeze_layer_norms(model)
+
+
+def trainer_choice(config, full_class, adapter_class, learning_rate: float, mask_lr_ratio: float):
+    """(trainer class, extra kwargs): the mask learning rate is ``mask_lr_ratio`` × the learning rate."""
+    if config is None:
+        return full_class, {}
+    return adapter_class, {"mask_learning_rate": learning_rate * mask_lr_ratio}
+
+
+def export_and_record(model, trainer, adapter_name: str, config, tasks: Sequence[str], output_dir: str,
+                      head_parameters: Sequence[torch.nn.Parameter], results: dict, delete_checkpoints: bool) -> dict:
+    """Save the adapter (or model), add storage and training figures, write all_results.json and DONE."""
+    import json
+    import os
+    import shutil
+    import time
+
+    from .atomic import atomic_write_json
+    from .glue.experiment import DONE_FILE, RESULTS_FILE, checkpoint_folders, storage_summary
+    from .training import trainable_parameter_count
+
+    export = os.path.join(output_dir, "adapter" if config is not None else "model")
+    shutil.rmtree(export, ignore_errors=True)
+    if config is not None:
+        model.save_adapter(export, adapter_name, with_head=False)
+    else:
+        model.save_pretrained(export)
+    head_ids = {id(p) for p in head_parameters}
+    module = trainable_parameter_count(p for p in model.parameters() if id(p) not in head_ids)
+    storage = storage_summary(model, adapter_name if config is not None else None, method_label(config), export,
+                              module, sum(p.numel() for p in head_parameters))
+    storage.update(per_task_storage(model, adapter_name, config, tasks, storage))
+    results.update({"storage": storage, "adapter_config_resolved": config.to_dict() if config is not None else None,
+                    "exported_to": export})
+    results["training"].update({"global_step": trainer.state.global_step,
+                                "best_checkpoint": trainer.state.best_model_checkpoint,
+                                "best_validation_average": trainer.state.best_metric})
+    results = json.loads(json.dumps(results, default=str))
+    atomic_write_json(os.path.join(output_dir, RESULTS_FILE), results)
+    if delete_checkpoints:
+        for folder in checkpoint_folders(output_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+    with open(os.path.join(output_dir, DONE_FILE), "w", encoding="utf-8") as f:
+        f.write(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    return results

@@ -16,7 +16,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,9 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..atomic import atomic_write_json
-from .experiment import (DONE_FILE, RESULTS_FILE, ExperimentError, checkpoint_folders, freeze_layer_norms, is_done,
-                         resumable_checkpoint, storage_summary, tokenize_split, _versions)
+from .experiment import ExperimentError, resumable_checkpoint, tokenize_split, _versions
 from .metrics import compute_glue_metrics
 from .splits import paper_splits
 from .tasks import TASK_NAMES, GlueDataError, get_task, load_glue_dir, load_glue_online
@@ -78,17 +75,14 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
     from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
-    import torch
-
-    from ..multitask_training import (MultiTaskFullTrainer, MultiTaskTrainer, per_task_storage,
-                                      method_label, resolve_multitask_config, trains_layer_norms)
-    from ..training import trainable_parameter_count
+    from ..multitask_training import (MultiTaskFullTrainer, MultiTaskTrainer, export_and_record, finished_results,
+                                      method_label, prepare_model, resolve_multitask_config, trainer_choice)
 
     started = time.time()
     out = training_args.output_dir
-    if is_done(out) and not training_args.overwrite_output_dir:
-        with open(os.path.join(out, RESULTS_FILE), encoding="utf-8") as f:
-            return json.load(f)
+    done = finished_results(out, training_args.overwrite_output_dir)
+    if done is not None:
+        return done
     unknown = [t for t in args.tasks if t not in TASK_NAMES]
     if unknown or len(set(args.tasks)) != len(args.tasks) or not args.tasks:
         raise ExperimentError(f"--tasks: expected distinct GLUE tasks from {list(TASK_NAMES)}, got {args.tasks}")
@@ -113,28 +107,16 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
         raise ExperimentError(f"--model_name_or_path {args.model_name_or_path}: cannot load ({err})") from err
     for name, task in tasks.items():
         model.add_classification_head(name, num_labels=task.num_labels, layers=args.head_layers)
-    if config is not None:
-        model.add_adapter(ADAPTER_NAME, config=config)
-        model.train_adapter(ADAPTER_NAME)
-        model.set_active_adapters(ADAPTER_NAME)
-        if trains_layer_norms(config):
-            for module in model.modules():
-                if isinstance(module, torch.nn.LayerNorm) or type(module).__name__ == "T5LayerNorm":
-                    module.requires_grad_(True)
-        else:
-            freeze_layer_norms(model)
-        for head in model.heads.values():  # train_adapter only unfreezes the head named like the adapter
-            head.requires_grad_(True)
-    else:
-        model.requires_grad_(True)
+    prepare_model(model, ADAPTER_NAME, config)
+    model.heads.requires_grad_(True)  # train_adapter only unfreezes the head named like the adapter
     data = {split: {} for split in ("train", "validation", "test")}
     for index, (name, task) in enumerate(tasks.items()):
         for split in data:
             dataset = tokenize_split(rows[name][split], tokenizer, args.max_seq_length, False, task.is_regression)
             data[split][name] = dataset.add_column("task_ids", [index] * len(dataset))
 
-    trainer_class, mask_kwargs = (MultiTaskFullTrainer, {}) if config is None else (
-        MultiTaskTrainer, {"mask_learning_rate": training_args.learning_rate * args.mask_lr_ratio})
+    trainer_class, mask_kwargs = trainer_choice(config, MultiTaskFullTrainer, MultiTaskTrainer,
+                                                training_args.learning_rate, args.mask_lr_ratio)
     trainer = trainer_class(model=model, args=training_args, processing_class=tokenizer,
                             data_collator=DataCollatorWithPadding(tokenizer), task_names=args.tasks,
                             train_datasets=data["train"], eval_datasets=data["validation"],
@@ -147,41 +129,22 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
                                "test_average": test["test_average"]}
     if not trainer.is_world_process_zero():
         return results
-    export = os.path.join(out, "adapter" if config is not None else "model")
-    shutil.rmtree(export, ignore_errors=True)
-    head_ids = {id(p) for head in model.heads.values() for p in head.parameters()}
-    module = trainable_parameter_count(p for p in model.parameters() if id(p) not in head_ids)
     if config is not None:
-        model.save_adapter(export, ADAPTER_NAME, with_head=False)
         for name in args.tasks:
             os.makedirs(os.path.join(out, "heads", name), exist_ok=True)
             model.save_head(os.path.join(out, "heads", name), name)
-    else:
-        model.save_pretrained(export)
-    storage = storage_summary(model, ADAPTER_NAME if config is not None else None, method_label(config), export,
-                              module, sum(p.numel() for p in model.heads.parameters()))
-    storage.update(per_task_storage(model, ADAPTER_NAME, config, args.tasks, storage))
     results.update({
-        "storage": storage, "seed": training_args.seed, "adapter_config": args.adapter_config,
-        "adapter_config_resolved": config.to_dict() if config is not None else None,
+        "seed": training_args.seed, "adapter_config": args.adapter_config,
         "examples": {n: {s: len(rows[n][s]) for s in rows[n]} for n in args.tasks},
-        "training": {"global_step": trainer.state.global_step, "train_loss": train_output.training_loss,
-                     "best_checkpoint": trainer.state.best_model_checkpoint, "resumed_from_checkpoint": resume,
-                     "best_validation_average": trainer.state.best_metric,
+        "training": {"train_loss": train_output.training_loss, "resumed_from_checkpoint": resume,
                      "learning_rate": training_args.learning_rate,
                      "mask_learning_rate": mask_kwargs.get("mask_learning_rate")},
         "wall_time_seconds": time.time() - started, "command_line": command_line, "versions": _versions(),
         "arguments": json.loads(json.dumps({"MultiTaskArguments": dataclasses.asdict(args),
                                             "training": training_args.to_sanitized_dict()}, default=str)),
     })
-    results = json.loads(json.dumps(results, default=str))
-    atomic_write_json(os.path.join(out, RESULTS_FILE), results)
-    if args.delete_checkpoints:
-        for folder in checkpoint_folders(out):
-            shutil.rmtree(folder, ignore_errors=True)
-    with open(os.path.join(out, DONE_FILE), "w", encoding="utf-8") as f:
-        f.write(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-    return results
+    return export_and_record(model, trainer, ADAPTER_NAME, config, args.tasks, out, list(model.heads.parameters()),
+                             results, args.delete_checkpoints)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

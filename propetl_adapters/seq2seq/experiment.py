@@ -10,7 +10,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,9 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..atomic import atomic_write_json
-from ..glue.experiment import (DONE_FILE, RESULTS_FILE, ExperimentError, checkpoint_folders, freeze_layer_norms,
-                               is_done, resumable_checkpoint, storage_summary, _versions)
+from ..glue.experiment import ExperimentError, resumable_checkpoint, _versions
 from ..glue.tasks import GlueDataError
 from .data import load_text_task
 from .tasks import TEXT_TASKS, get_text_task
@@ -87,18 +84,15 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorForSeq2Seq, set_seed
 
-    import torch
-
-    from ..multitask_training import (MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer, per_task_storage,
-                                      method_label, resolve_multitask_config, trains_layer_norms)
-    from ..training import trainable_parameter_count
+    from ..multitask_training import (MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer, export_and_record,
+                                      finished_results, method_label, prepare_model, resolve_multitask_config,
+                                      trainer_choice)
 
     started = time.time()
     out = training_args.output_dir
-    if is_done(out) and not training_args.overwrite_output_dir:
-        with open(os.path.join(out, RESULTS_FILE), encoding="utf-8") as f:
-            logger.info("%s is finished (%s marker); nothing to do", out, DONE_FILE)
-            return json.load(f)
+    done = finished_results(out, training_args.overwrite_output_dir)
+    if done is not None:
+        return done
     _check(args, training_args)
     config = resolve_multitask_config(args.adapter_config, args.tasks, several_tasks_only=True)
     training_args = dataclasses.replace(
@@ -125,25 +119,14 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     except (OSError, ValueError) as err:
         raise ExperimentError(f"--model_name_or_path {args.model_name_or_path}: cannot load ({err})") from err
     model.add_seq2seq_lm_head(ADAPTER_NAME)
-    if config is not None:
-        model.add_adapter(ADAPTER_NAME, config=config)
-        model.train_adapter(ADAPTER_NAME)
-        model.set_active_adapters(ADAPTER_NAME)
-        if trains_layer_norms(config):
-            for module in model.modules():
-                if isinstance(module, torch.nn.LayerNorm) or type(module).__name__ == "T5LayerNorm":
-                    module.requires_grad_(True)
-        else:
-            freeze_layer_norms(model)
-    else:
+    prepare_model(model, ADAPTER_NAME, config)
+    if config is None:
         model.active_head = ADAPTER_NAME
-        for parameter in model.parameters():
-            parameter.requires_grad_(True)
     data = {split: {task: _tokenized(rows[task][split], tokenizer, i, args) for i, task in enumerate(args.tasks)}
             for split in ("train", "validation", "test")}
 
-    trainer_class, mask_kwargs = (MultiTaskFullSeq2SeqTrainer, {}) if config is None else (
-        MultiTaskSeq2SeqTrainer, {"mask_learning_rate": training_args.learning_rate * args.mask_lr_ratio})
+    trainer_class, mask_kwargs = trainer_choice(config, MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer,
+                                                training_args.learning_rate, args.mask_lr_ratio)
     trainer = trainer_class(
         model=model, args=training_args, processing_class=tokenizer,
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),  # adds decoder inputs
@@ -152,41 +135,22 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     resume = None if training_args.overwrite_output_dir else resumable_checkpoint(out)
     train_output = trainer.train(resume_from_checkpoint=resume)
     test = trainer.evaluate(data["test"], metric_key_prefix="test")
-    results: Dict[str, Any] = {"tasks": args.tasks, "method": method_label(config), "test": test}
+    results: Dict[str, Any] = {"tasks": args.tasks, "method": method_label(config), "test": test,
+                               "test_average": test.get("test_average")}
     if not trainer.is_world_process_zero():
         return results
-    export = os.path.join(out, "adapter" if config is not None else "model")
-    shutil.rmtree(export, ignore_errors=True)
-    if config is not None:
-        model.save_adapter(export, ADAPTER_NAME, with_head=False)
-    else:
-        model.save_pretrained(export)
-    head = sum(p.numel() for p in model.heads[ADAPTER_NAME].parameters())
-    head_ids = {id(p) for p in model.heads[ADAPTER_NAME].parameters()}
-    module = trainable_parameter_count(p for p in model.parameters() if id(p) not in head_ids)
-    storage = storage_summary(model, ADAPTER_NAME if config is not None else None, method_label(config),
-                              export, module, head)
-    storage.update(per_task_storage(model, ADAPTER_NAME, config, args.tasks, storage))
     results.update({
-        "test_average": test.get("test_average"), "storage": storage, "seed": training_args.seed,
-        "adapter_config": args.adapter_config,
-        "adapter_config_resolved": config.to_dict() if config is not None else None,
+        "seed": training_args.seed, "adapter_config": args.adapter_config,
         "examples": {t: {s: len(rows[t][s]) for s in rows[t]} for t in args.tasks},
-        "training": {"global_step": trainer.state.global_step, "train_loss": train_output.training_loss,
-                     "best_checkpoint": trainer.state.best_model_checkpoint, "resumed_from_checkpoint": resume,
+        "training": {"train_loss": train_output.training_loss, "resumed_from_checkpoint": resume,
+                     "learning_rate": training_args.learning_rate,
                      "mask_learning_rate": mask_kwargs.get("mask_learning_rate")},
         "wall_time_seconds": time.time() - started, "command_line": command_line, "versions": _versions(),
         "arguments": json.loads(json.dumps({"Seq2SeqArguments": dataclasses.asdict(args),
                                             "training": training_args.to_sanitized_dict()}, default=str)),
     })
-    results = json.loads(json.dumps(results, default=str))
-    atomic_write_json(os.path.join(out, RESULTS_FILE), results)
-    if args.delete_checkpoints:
-        for folder in checkpoint_folders(out):
-            shutil.rmtree(folder, ignore_errors=True)
-    with open(os.path.join(out, DONE_FILE), "w", encoding="utf-8") as f:
-        f.write(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-    return results
+    return export_and_record(model, trainer, ADAPTER_NAME, config, args.tasks, out,
+                             list(model.heads[ADAPTER_NAME].parameters()), results, args.delete_checkpoints)
 
 
 def parse_arguments(argv: Sequence[str]):
