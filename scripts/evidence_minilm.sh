@@ -16,6 +16,7 @@
 #                  task, 1500 steps, T = 10: hybrid ProAdapter vs ONE shared seq_bn; plus single-task
 #                  ProAdapter on the same SST-2 rows (the other single-task rows come from table1_adapter
 #                  and stsb_gap)
+#   single_pro     single-task ProAdapter on MRPC, RTE, CoLA (the ProAdapter half of table1_adapter)
 #   hyperformer    the same multi-task run with Hyperformer++ (reduction 32, layer norms trainable as in its
 #                  reference setup)
 set -euo pipefail
@@ -88,9 +89,13 @@ for group in "$@"; do
       multitask proadapter_hybrid "proadapter[reduction_factor=12]"
       multitask seq_bn_shared "seq_bn[reduction_factor=12]"
       run sst2 proadapter_5000 "proadapter[reduction_factor=12]" "$MASK_LR" 2 42 --max_train_samples 5000 ;;
+    single_pro)
+      for task in mrpc rte cola; do
+        run "$task" proadapter "proadapter[reduction_factor=12]" "$MASK_LR" "$(epochs_for "$task")" 42
+      done ;;
     hyperformer)
       multitask hyperformer_pp "hyperformer++[reduction_factor=32]" ;;
-    *) echo "$0: unknown group '$group'; expected stsb_gap, table1_adapter, table1_lora, table1_prefix, seeds, multitask or hyperformer" >&2
+    *) echo "$0: unknown group '$group'; expected stsb_gap, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro or hyperformer" >&2
        exit 2 ;;
   esac
 done
