@@ -153,6 +153,14 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
                              list(model.heads[ADAPTER_NAME].parameters()), results, args.delete_checkpoints)
 
 
+def _as_flags(given: dict) -> List[str]:
+    flags = []
+    for key, value in given.items():
+        values = value if isinstance(value, list) else [value]
+        flags += [f"--{key}", *(json.dumps(v) if isinstance(v, (dict, bool)) else str(v) for v in values)]
+    return flags
+
+
 def parse_arguments(argv: Sequence[str]):
     """``CONFIG.json SEED`` (the reference code's form), ``CONFIG.json``, or flags."""
     from transformers import HfArgumentParser, Seq2SeqTrainingArguments
@@ -176,10 +184,12 @@ def parse_arguments(argv: Sequence[str]):
         if len(argv) == 2:
             given["seed"] = int(argv[1])
             given["output_dir"] = os.path.join(given["output_dir"], f"seed{int(argv[1])}")
-        try:
-            return parser.parse_dict(given)
-        except (ValueError, TypeError) as err:
-            raise ExperimentError(f"{argv[0]}: {err}") from err
+        # Through the command-line parser, so unknown keys and wrong types are refused with the key's name.
+        known = {action.dest for action in parser._actions}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise ExperimentError(f"{argv[0]}: unknown keys {unknown}; see `python run_seq2seq.py --help`")
+        argv = _as_flags(given)
     return parser.parse_args_into_dataclasses(args=argv)
 
 

@@ -100,3 +100,25 @@ def test_two_step_hyperformer_plus_plus_run(tiny_t5_dir, seq2seq_data_dir, tmp_p
     storage = results["storage"]
     assert storage["task_bits"] == {"rte": 32 * 64, "stsb": 32 * 64} and storage["amortized_task_percent"] > 0
     assert "test_average" in results["test"]
+
+
+def test_json_config_with_unknown_key_or_wrong_type_is_refused(tmp_path, capsys):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_name_or_path": "m", "output_dir": "o", "tasks": ["rte"], "max_stepz": 5}))
+    assert main([str(path), "42"]) == 2
+    assert "unknown keys ['max_stepz']" in capsys.readouterr().err
+    path.write_text(json.dumps({"model_name_or_path": "m", "output_dir": "o", "max_steps": "many"}))
+    with pytest.raises(SystemExit) as stop:
+        parse_arguments([str(path)])
+    assert stop.value.code == 2 and "--max_steps" in capsys.readouterr().err
+
+
+def test_translation_file_missing_a_language_names_the_file(tiny_t5_dir, tmp_path, capsys):
+    folder = tmp_path / "data" / "wmt16_ro_en"
+    folder.mkdir(parents=True)
+    for split in ("train", "validation", "test"):
+        (folder / f"{split}.jsonl").write_text(json.dumps({"translation": {"ro": "ceva"}}) + "\n")
+    flags = argv(tiny_t5_dir, tmp_path / "data", tmp_path / "out", tasks=["wmt16_ro_en"], config=None, steps=1)
+    assert main(flags) == 2
+    err = capsys.readouterr().err
+    assert "train.jsonl" in err and "'en'" in err
