@@ -91,6 +91,9 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
     training_args = dataclasses.replace(
         training_args, load_best_model_at_end=True, metric_for_best_model="average", greater_is_better=True,
         remove_unused_columns=False, label_names=["labels"], eval_strategy="steps", save_strategy="steps",
+        # one-task batches leave the other tasks' masks / heads without gradient
+        ddp_find_unused_parameters=True if training_args.ddp_find_unused_parameters is None
+        else training_args.ddp_find_unused_parameters,
         save_steps=training_args.eval_steps, dataloader_pin_memory=False)
 
     tasks = {name: get_task(name) for name in args.tasks}

@@ -99,6 +99,9 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
         training_args, predict_with_generate=True, generation_max_length=args.max_target_length,
         generation_num_beams=args.num_beams, load_best_model_at_end=True, metric_for_best_model="average",
         greater_is_better=True, remove_unused_columns=False, label_names=["labels"],
+        # one-task batches leave the other tasks' masks / heads without gradient
+        ddp_find_unused_parameters=True if training_args.ddp_find_unused_parameters is None
+        else training_args.ddp_find_unused_parameters,
         save_strategy=training_args.eval_strategy.value if training_args.eval_strategy.value != "no" else "steps",
         eval_strategy=training_args.eval_strategy.value if training_args.eval_strategy.value != "no" else "steps",
         save_steps=training_args.eval_steps or training_args.save_steps,

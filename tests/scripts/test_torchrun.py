@@ -41,3 +41,23 @@ def test_torchrun_two_processes_gloo(config, unused, tiny_bert_dir, glue_dir, tm
     assert results["training"]["effective_batch_size"] == 8
     assert results["examples"]["test"] == 8 and "accuracy" in results["test"]
     assert results["command_line"] and "run_glue.py" in results["command_line"]
+
+
+def test_run_seq2seq_multi_task_under_torchrun(tiny_t5_dir, seq2seq_data_dir, tmp_path):
+    """Each process draws its own stream of one-task batches; the hybrid masks train under DDP."""
+    out = tmp_path / "run"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+           str(REPO_ROOT / "run_seq2seq.py"), "--model_name_or_path", tiny_t5_dir, "--data_dir", seq2seq_data_dir,
+           "--tasks", "rte", "stsb", "--adapter_config", "proadapter[reduction_factor=4]", "--output_dir", str(out),
+           "--max_steps", "2", "--eval_steps", "2", "--per_device_train_batch_size", "4",
+           "--per_device_eval_batch_size", "6", "--max_target_length", "6", "--use_cpu", "--ddp_backend", "gloo",
+           "--report_to", "none", "--disable_tqdm", "true"]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads((out / RESULTS_FILE).read_text(encoding="utf-8"))
+    assert results["training"]["global_step"] == 2 and "test_average" in results["test"]
