@@ -62,3 +62,13 @@ def test_text_to_text_rows():
         "source": "translate Romanian to English: x", "target": "y"}
     with pytest.raises(ValueError, match="unknown task"):
         get_text_task("squad")
+
+
+def test_generation_metrics_have_known_values():
+    from propetl_adapters.seq2seq.tasks import bleu, rouge2
+    same = ["the cat sat on the mat", "a dog ran"]
+    assert rouge2(same, same)["rouge2"] == pytest.approx(100.0)
+    assert bleu(same, same)["bleu"] == pytest.approx(100.0)
+    # one of the two bigrams of "a dog ran" matches "a dog sat": ROUGE-2 F = 0.5
+    assert rouge2(["a dog sat"], ["a dog ran"])["rouge2"] == pytest.approx(50.0)
+    assert bleu(["completely different words here"], ["the cat sat on the mat"])["bleu"] < 1.0
