@@ -95,17 +95,19 @@ class MultiTaskMixin:
         task_metrics: a ``TaskMetric`` per task.
         temperature: the sampling temperature T.
         heads_per_task: pass ``head=<task>`` to the model (AdapterHub models with one head per task).
+        adapter_per_task: activate the adapter named like the batch's task (Adapter†: one adapter per task).
     """
 
     def __init__(self, *args, task_names: Sequence[str], train_datasets: Dict[str, object],
                  eval_datasets: Dict[str, object], task_metrics: Dict[str, Callable], temperature: float = 10.0,
-                 heads_per_task: bool = False, **kwargs):
+                 heads_per_task: bool = False, adapter_per_task: bool = False, **kwargs):
         self.task_names = list(task_names)
         self.train_datasets = {t: train_datasets[t] for t in self.task_names}
         self.eval_datasets = {t: eval_datasets[t] for t in self.task_names if t in eval_datasets}
         self.task_metrics = task_metrics
         self.temperature = temperature
         self.heads_per_task = heads_per_task
+        self.adapter_per_task = adapter_per_task
         super().__init__(*args, train_dataset=ConcatDataset(list(self.train_datasets.values())),
                          eval_dataset=self.eval_datasets, **kwargs)
 
@@ -128,6 +130,8 @@ class MultiTaskMixin:
         task = self.task_names[present[0]]
         if self.heads_per_task:
             inputs["head"] = task
+        if self.adapter_per_task:
+            self.model.set_active_adapters(task)
         return task
 
     def _routed(self, inputs: dict):
@@ -220,17 +224,27 @@ def resolve_multitask_config(config_string: Optional[str], tasks: Sequence[str],
     return config
 
 
+def check_adapter_per_task(config) -> None:
+    """Adapter† needs a plain method (ProPETL and Hyperformer already share one module across tasks)."""
+    from .configuration import HyperformerConfig, is_propetl_config
+    from .glue.experiment import ExperimentError
+    if config is None or is_propetl_config(config) or isinstance(config, HyperformerConfig):
+        raise ExperimentError("--adapter_per_task needs a plain --adapter_config such as 'seq_bn[reduction_factor=32]'")
+
+
 def trains_layer_norms(config) -> bool:
     """Hyperformer's reference setup trains the backbone's layer norms; PETL runs freeze them."""
     from .configuration import HyperformerConfig
     return isinstance(config, HyperformerConfig)
 
 
-def method_label(config) -> str:
+def method_label(config, per_task: bool = False) -> str:
     """The method name recorded in a multi-task run's results."""
     from .configuration import is_propetl_config
     if config is None:
         return "full_finetuning"
+    if per_task:
+        return "adapter_dagger"
     if is_propetl_config(config):
         return config.propetl_method + ("_hybrid" if config.tasks else "")
     return getattr(config, "baseline_method", None) or type(config).__name__
@@ -249,17 +263,26 @@ def finished_results(output_dir: str, overwrite: bool) -> Optional[dict]:
         return json.load(f)
 
 
-def prepare_model(model, adapter_name: str, config):
+def prepare_model(model, adapter_name: str, config, per_task: Sequence[str] = ()):
     """Add and activate the adapter (or make the whole model trainable for full fine-tuning); layer norms
-    follow the method's setup: frozen for PETL, trainable for Hyperformer."""
+    follow the method's setup: frozen for PETL, trainable for Hyperformer and Adapter†. With ``per_task``
+    (Adapter†) one adapter per task is added, named like the task; the trainer activates it per batch."""
     from .glue.experiment import freeze_layer_norms
     if config is None:
         model.requires_grad_(True)
         return
-    model.add_adapter(adapter_name, config=config)
-    model.train_adapter(adapter_name)
-    model.set_active_adapters(adapter_name)
-    if trains_layer_norms(config):
+    if per_task:
+        for task in per_task:
+            model.add_adapter(task, config=config)
+        model.train_adapter(list(per_task))
+        model.set_active_adapters(per_task[0])
+        if hasattr(model, "heads") and adapter_name in model.heads:  # train_adapter unfreezes heads named per task
+            model.heads[adapter_name].requires_grad_(True)
+    else:
+        model.add_adapter(adapter_name, config=config)
+        model.train_adapter(adapter_name)
+        model.set_active_adapters(adapter_name)
+    if per_task or trains_layer_norms(config):
         for module in model.modules():
             if isinstance(module, torch.nn.LayerNorm) or type(module).__name__ == "T5LayerNorm":
                 module.requires_grad_(True)
@@ -275,7 +298,8 @@ def trainer_choice(config, full_class, adapter_class, learning_rate: float, mask
 
 
 def export_and_record(model, trainer, adapter_name: str, config, tasks: Sequence[str], output_dir: str,
-                      head_parameters: Sequence[torch.nn.Parameter], results: dict, delete_checkpoints: bool) -> dict:
+                      head_parameters: Sequence[torch.nn.Parameter], results: dict, delete_checkpoints: bool,
+                      per_task: bool = False) -> dict:
     """Save the adapter (or model), add storage and training figures, write all_results.json and DONE."""
     import json
     import os
@@ -288,15 +312,22 @@ def export_and_record(model, trainer, adapter_name: str, config, tasks: Sequence
 
     export = os.path.join(output_dir, "adapter" if config is not None else "model")
     shutil.rmtree(export, ignore_errors=True)
-    if config is not None:
-        model.save_adapter(export, adapter_name, with_head=False)
-    else:
-        model.save_pretrained(export)
     head_ids = {id(p) for p in head_parameters}
     module = trainable_parameter_count(p for p in model.parameters() if id(p) not in head_ids)
-    storage = storage_summary(model, adapter_name if config is not None else None, method_label(config), export,
-                              module, sum(p.numel() for p in head_parameters))
-    storage.update(per_task_storage(model, adapter_name, config, tasks, storage))
+    head_count = sum(p.numel() for p in head_parameters)
+    if per_task:
+        for task in tasks:
+            os.makedirs(os.path.join(export, task))
+            model.save_adapter(os.path.join(export, task), task, with_head=False)
+        storage = per_task_adapters_storage(model, tasks, head_count)
+    else:
+        if config is not None:
+            model.save_adapter(export, adapter_name, with_head=False)
+        else:
+            model.save_pretrained(export)
+        storage = storage_summary(model, adapter_name if config is not None else None, method_label(config), export,
+                                  module, head_count)
+        storage.update(per_task_storage(model, adapter_name, config, tasks, storage))
     results.update({"storage": storage, "adapter_config_resolved": config.to_dict() if config is not None else None,
                     "exported_to": export})
     results["training"].update({"global_step": trainer.state.global_step,
@@ -310,3 +341,19 @@ def export_and_record(model, trainer, adapter_name: str, config, tasks: Sequence
     with open(os.path.join(output_dir, DONE_FILE), "w", encoding="utf-8") as f:
         f.write(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     return results
+
+
+def per_task_adapters_storage(model, tasks: Sequence[str], head_parameters: int) -> dict:
+    """Adapter†: each task stores its own adapter; the trained layer norms of the backbone are shared."""
+    from .serialization import adapter_tensors
+    from .storage import base_model_parameters
+    base = base_model_parameters(model)
+    task_bits = {t: 32 * sum(x.numel() for x in adapter_tensors(model, t).values()) for t in tasks}
+    adapter_ids = {id(x) for t in tasks for x in adapter_tensors(model, t).values()}
+    shared = 32 * sum(p.numel() for name, p in model.base_model.named_parameters()
+                      if p.requires_grad and id(p) not in adapter_ids)
+    total = shared + sum(task_bits.values())
+    return {"method": "adapter_dagger", "base_model_parameters": base, "head_parameters": head_parameters,
+            "trainable_parameters": total // 32, "bls_bits": total, "bls_percent": 100.0 * total / (32 * base),
+            "task_bits": task_bits, "shared_bits": shared,
+            "notes": ["shared bits are the backbone's trained layer norms"]}

@@ -46,6 +46,9 @@ class MultiTaskArguments:
     mask_lr_ratio: float = field(default=10.0, metadata={"help": "Mask learning rate / learning rate."})
     head_layers: int = field(default=1, metadata={"help": "Layers of each task's classification head."})
     split_seed: int = field(default=42, metadata={"help": "Seed of the paper's splits."})
+    adapter_per_task: bool = field(
+        default=False, metadata={"help": "Adapter†: one adapter of --adapter_config per task (a plain method), trained "
+                                         "together with the backbone's layer norms trained and shared."})
     delete_checkpoints: bool = field(default=False, metadata={"help": "Remove checkpoint-* after the run."})
 
 
@@ -75,8 +78,9 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
     from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
-    from ..multitask_training import (MultiTaskFullTrainer, MultiTaskTrainer, export_and_record, finished_results,
-                                      method_label, prepare_model, resolve_multitask_config, trainer_choice)
+    from ..multitask_training import (MultiTaskFullTrainer, MultiTaskTrainer, check_adapter_per_task,
+                                      export_and_record, finished_results, method_label, prepare_model,
+                                      resolve_multitask_config, trainer_choice)
 
     started = time.time()
     out = training_args.output_dir
@@ -88,6 +92,8 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
         raise ExperimentError(f"--tasks: expected distinct GLUE tasks from {list(TASK_NAMES)}, got {args.tasks}")
     limits = _train_limits(args)
     config = resolve_multitask_config(args.adapter_config, args.tasks, several_tasks_only=False)
+    if args.adapter_per_task:
+        check_adapter_per_task(config)
     training_args = dataclasses.replace(
         training_args, load_best_model_at_end=True, metric_for_best_model="average", greater_is_better=True,
         remove_unused_columns=False, label_names=["labels"], eval_strategy="steps", save_strategy="steps",
@@ -110,7 +116,7 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
         raise ExperimentError(f"--model_name_or_path {args.model_name_or_path}: cannot load ({err})") from err
     for name, task in tasks.items():
         model.add_classification_head(name, num_labels=task.num_labels, layers=args.head_layers)
-    prepare_model(model, ADAPTER_NAME, config)
+    prepare_model(model, ADAPTER_NAME, config, per_task=args.tasks if args.adapter_per_task else ())
     model.heads.requires_grad_(True)  # train_adapter only unfreezes the head named like the adapter
     data = {split: {} for split in ("train", "validation", "test")}
     for index, (name, task) in enumerate(tasks.items()):
@@ -124,11 +130,12 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
                             data_collator=DataCollatorWithPadding(tokenizer), task_names=args.tasks,
                             train_datasets=data["train"], eval_datasets=data["validation"],
                             task_metrics={n: _task_metric(t) for n, t in tasks.items()},
-                            temperature=args.temperature, heads_per_task=True, **mask_kwargs)
+                            temperature=args.temperature, heads_per_task=True,
+                            adapter_per_task=args.adapter_per_task, **mask_kwargs)
     resume = None if training_args.overwrite_output_dir else resumable_checkpoint(out)
     train_output = trainer.train(resume_from_checkpoint=resume)
     test = trainer.evaluate(data["test"], metric_key_prefix="test")
-    results: Dict[str, Any] = {"tasks": args.tasks, "method": method_label(config), "test": test,
+    results: Dict[str, Any] = {"tasks": args.tasks, "method": method_label(config, args.adapter_per_task), "test": test,
                                "test_average": test["test_average"]}
     if not trainer.is_world_process_zero():
         return results
@@ -147,7 +154,7 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
                                             "training": training_args.to_sanitized_dict()}, default=str)),
     })
     return export_and_record(model, trainer, ADAPTER_NAME, config, args.tasks, out, list(model.heads.parameters()),
-                             results, args.delete_checkpoints)
+                             results, args.delete_checkpoints, per_task=args.adapter_per_task)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

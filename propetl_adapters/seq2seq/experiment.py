@@ -44,6 +44,9 @@ class Seq2SeqArguments:
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "First N training rows per task."})
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "First N evaluation rows per task."})
     num_beams: int = field(default=1, metadata={"help": "Beams at evaluation."})
+    adapter_per_task: bool = field(
+        default=False, metadata={"help": "Adapter†: one adapter of --adapter_config per task (a plain method), trained "
+                                         "together with the backbone's layer norms trained and shared."})
     delete_checkpoints: bool = field(default=False, metadata={"help": "Remove checkpoint-* after the run."})
 
 
@@ -84,9 +87,9 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorForSeq2Seq, set_seed
 
-    from ..multitask_training import (MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer, export_and_record,
-                                      finished_results, method_label, prepare_model, resolve_multitask_config,
-                                      trainer_choice)
+    from ..multitask_training import (MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer, check_adapter_per_task,
+                                      export_and_record, finished_results, method_label, prepare_model,
+                                      resolve_multitask_config, trainer_choice)
 
     started = time.time()
     out = training_args.output_dir
@@ -95,6 +98,8 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
         return done
     _check(args, training_args)
     config = resolve_multitask_config(args.adapter_config, args.tasks, several_tasks_only=True)
+    if args.adapter_per_task:
+        check_adapter_per_task(config)
     training_args = dataclasses.replace(
         training_args, predict_with_generate=True, generation_max_length=args.max_target_length,
         generation_num_beams=args.num_beams, load_best_model_at_end=True, metric_for_best_model="average",
@@ -122,7 +127,7 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     except (OSError, ValueError) as err:
         raise ExperimentError(f"--model_name_or_path {args.model_name_or_path}: cannot load ({err})") from err
     model.add_seq2seq_lm_head(ADAPTER_NAME)
-    prepare_model(model, ADAPTER_NAME, config)
+    prepare_model(model, ADAPTER_NAME, config, per_task=args.tasks if args.adapter_per_task else ())
     if config is None:
         model.active_head = ADAPTER_NAME
     data = {split: {task: _tokenized(rows[task][split], tokenizer, i, args) for i, task in enumerate(args.tasks)}
@@ -134,11 +139,12 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
         model=model, args=training_args, processing_class=tokenizer,
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),  # adds decoder inputs
         task_names=args.tasks, train_datasets=data["train"], eval_datasets=data["validation"],
-        task_metrics={t: _task_metric(t, tokenizer) for t in args.tasks}, temperature=args.temperature, **mask_kwargs)
+        task_metrics={t: _task_metric(t, tokenizer) for t in args.tasks}, temperature=args.temperature,
+        adapter_per_task=args.adapter_per_task, **mask_kwargs)
     resume = None if training_args.overwrite_output_dir else resumable_checkpoint(out)
     train_output = trainer.train(resume_from_checkpoint=resume)
     test = trainer.evaluate(data["test"], metric_key_prefix="test")
-    results: Dict[str, Any] = {"tasks": args.tasks, "method": method_label(config), "test": test,
+    results: Dict[str, Any] = {"tasks": args.tasks, "method": method_label(config, args.adapter_per_task), "test": test,
                                "test_average": test.get("test_average")}
     if not trainer.is_world_process_zero():
         return results
@@ -153,7 +159,8 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
                                             "training": training_args.to_sanitized_dict()}, default=str)),
     })
     return export_and_record(model, trainer, ADAPTER_NAME, config, args.tasks, out,
-                             list(model.heads[ADAPTER_NAME].parameters()), results, args.delete_checkpoints)
+                             list(model.heads[ADAPTER_NAME].parameters()), results, args.delete_checkpoints,
+                             per_task=args.adapter_per_task)
 
 
 def _as_flags(given: dict) -> List[str]:

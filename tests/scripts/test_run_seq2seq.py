@@ -122,3 +122,15 @@ def test_translation_file_missing_a_language_names_the_file(tiny_t5_dir, tmp_pat
     assert main(flags) == 2
     err = capsys.readouterr().err
     assert "train.jsonl" in err and "'en'" in err
+
+
+def test_adapter_dagger_trains_one_adapter_per_task_with_shared_layer_norms(tiny_t5_dir, seq2seq_data_dir, tmp_path):
+    flags = argv(tiny_t5_dir, seq2seq_data_dir, tmp_path, config="seq_bn[reduction_factor=4]") + ["--adapter_per_task"]
+    results = run(*parse_arguments(flags))
+    assert results["method"] == "adapter_dagger"
+    storage = results["storage"]
+    assert storage["task_bits"]["rte"] == storage["task_bits"]["stsb"] > 0 and storage["shared_bits"] > 0
+    assert storage["bls_bits"] == storage["shared_bits"] + 2 * storage["task_bits"]["rte"]
+    assert all((tmp_path / "adapter" / task / "adapter_config.json").is_file() for task in ("rte", "stsb"))
+    with pytest.raises(Exception, match="plain --adapter_config"):
+        run(*parse_arguments(argv(tiny_t5_dir, seq2seq_data_dir, tmp_path / "x") + ["--adapter_per_task"]))

@@ -125,7 +125,7 @@ def test_t5_scripts_list_the_table2_and_figure3_runs(tmp_path):
     glue = run_script("run_t5_glue.sh", tmp_path, DRY_RUN="1", SEEDS="42 43")
     assert glue.returncode == 0, glue.stderr
     runs = [(os.path.basename(cmd[-2]), cmd[-1]) for cmd in commands(glue.stdout)]
-    assert len(runs) == 14 and ("propetl_adapter_bn6.json", "43") in runs and ("finetune.json", "42") in runs
+    assert len(runs) == 16 and ("propetl_adapter_bn6.json", "43") in runs and ("finetune.json", "42") in runs
     generation = run_script("run_t5_generation.sh", tmp_path, DRY_RUN="1", TASKS="xsum", SIZES="8 64")
     assert [os.path.basename(cmd[-2]) for cmd in commands(generation.stdout)] == [
         "propetl_adapter_bn8.json", "adapter_bn8.json", "propetl_adapter_bn64.json", "adapter_bn64.json"]
