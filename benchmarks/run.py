@@ -337,7 +337,8 @@ def main(argv=None) -> int:
     now = datetime.datetime.now()
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or 'cpu'})"
     result = {"date": now.strftime("%Y-%m-%d %H:%M"), "host": socket.gethostname(), "device": device,
-              "threads": torch.get_num_threads(), "command": "python -m benchmarks.run " + " ".join(argv or sys.argv[1:]),
+              "threads": torch.get_num_threads(),
+              "command": "python -m benchmarks.run " + " ".join(argv or sys.argv[1:]),
               "versions": {"torch": torch.__version__}, "training": [], "inference": [], "memory": [], "storage": []}
     for geometry in geometries:
         if "training" not in args.skip:

@@ -47,8 +47,8 @@ class MultiTaskArguments:
     head_layers: int = field(default=1, metadata={"help": "Layers of each task's classification head."})
     split_seed: int = field(default=42, metadata={"help": "Seed of the paper's splits."})
     adapter_per_task: bool = field(
-        default=False, metadata={"help": "Adapter†: one adapter of --adapter_config per task (a plain method), trained "
-                                         "together with the backbone's layer norms trained and shared."})
+        default=False, metadata={"help": "Adapter†: one adapter of --adapter_config per task (a plain method), trained"
+                                         " together with the backbone's layer norms trained and shared."})
     delete_checkpoints: bool = field(default=False, metadata={"help": "Remove checkpoint-* after the run."})
 
 

@@ -45,8 +45,8 @@ class Seq2SeqArguments:
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "First N evaluation rows per task."})
     num_beams: int = field(default=1, metadata={"help": "Beams at evaluation."})
     adapter_per_task: bool = field(
-        default=False, metadata={"help": "Adapter†: one adapter of --adapter_config per task (a plain method), trained "
-                                         "together with the backbone's layer norms trained and shared."})
+        default=False, metadata={"help": "Adapter†: one adapter of --adapter_config per task (a plain method), trained"
+                                         " together with the backbone's layer norms trained and shared."})
     delete_checkpoints: bool = field(default=False, metadata={"help": "Remove checkpoint-* after the run."})
 
 

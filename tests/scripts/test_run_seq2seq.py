@@ -40,8 +40,8 @@ def test_multi_task_proadapter_trains_selects_and_exports_every_task_mask(tiny_t
     assert run(*parse_arguments(argv(tiny_t5_dir, seq2seq_data_dir, out)))["test"] == results["test"]
 
 
-@pytest.mark.parametrize("task, config, metric", [("xsum", None, "test_xsum_rouge2"),
-                                                  ("wmt16_ro_en", "seq_bn[reduction_factor=4]", "test_wmt16_ro_en_bleu")])
+@pytest.mark.parametrize("task, config, metric", [
+    ("xsum", None, "test_xsum_rouge2"), ("wmt16_ro_en", "seq_bn[reduction_factor=4]", "test_wmt16_ro_en_bleu")])
 def test_generation_tasks_report_their_metric(tiny_t5_dir, seq2seq_data_dir, tmp_path, task, config, metric):
     results = run(*parse_arguments(argv(tiny_t5_dir, seq2seq_data_dir, tmp_path, tasks=[task], config=config,
                                         steps=1)))
