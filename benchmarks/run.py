@@ -277,36 +277,44 @@ def storage_benchmarks(geometry: str) -> List[dict]:
 
 
 def markdown(result: dict) -> str:
+    """The run's tables; sections that were skipped are left out."""
     lines = [f"## {result['date']} on {result['host']} ({result['device']})", "",
              f"Command: `{result['command']}`. Torch threads: {result['threads']}. Each ratio is "
-             "median(ProPETL) / median(baseline) over interleaved repeats in one process.", "",
-             "### Training step (forward + backward + AdamW)", "",
-             "| geometry | comparison | batch x length | ProPETL median s | baseline median s | ratio | "
-             "mask top-k / step |", "|---|---|---|---:|---:|---:|---:|"]
-    for r in result["training"]:
-        lines.append(f"| {r['geometry']} | {r['comparison']} | {r['batch']} x {r['length']} | "
-                     f"{r['propetl']['median_s']:.3f} ({r['propetl']['min_s']:.3f}-{r['propetl']['max_s']:.3f}) | "
-                     f"{r['baseline']['median_s']:.3f} ({r['baseline']['min_s']:.3f}-{r['baseline']['max_s']:.3f}) | "
-                     f"**{r['ratio']:.3f}** | {100 * r['mask_topk']['share_of_step']:.2f} % |")
-    lines += ["", "### Inference latency (eval, no grad; a batch-1 sample is 32 calls)", "",
-              "| geometry | batch | model | baseline | median s | baseline median s | ratio |",
-              "|---|---:|---|---|---:|---:|---:|"]
-    for r in result["inference"]:
-        lines.append(f"| {r['geometry']} | {r['batch']} | {r['model']} | {r['baseline']} | {r['median_s']:.4f} | "
-                     f"{r['baseline_median_s']:.4f} | **{r['ratio']:.3f}** |")
-    lines += ["", "### Peak training memory (3 steps, one child process per method)", "",
-              "| geometry | comparison | measure | ProPETL MB | baseline MB | ratio | training increase ratio |",
-              "|---|---|---|---:|---:|---:|---:|"]
-    for r in result["memory"]:
-        key = r["measure"]
-        lines.append(f"| {r['geometry']} | {r['comparison']} | {key} | {r['propetl'][key] / 2**20:.0f} | "
-                     f"{r['baseline'][key] / 2**20:.0f} | {r['ratio_peak']:.3f} | {r['ratio_training_increase']:.3f} |")
-    lines += ["", "### Storage", "", "| geometry | comparison | BLS bits | bytes on disk | disk / (BLS/8) | "
-              "disk / plain BLS bytes |", "|---|---|---:|---:|---:|---:|"]
-    for r in result["storage"]:
-        lines.append(f"| {r['geometry']} | {r['comparison']} | {r['bls_bits']:,} | {r['bytes_on_disk']:,} | "
-                     f"{r['disk_over_bls']:.4f} | {r['disk_over_plain']:.4f} |")
-    return "\n".join(lines) + "\n\n"
+             "median(ProPETL) / median(baseline) over interleaved repeats in one process.", ""]
+    if result["training"]:
+        lines += ["### Training step (forward + backward + AdamW)", "",
+                  "| geometry | comparison | batch x length | ProPETL median s | baseline median s | ratio | "
+                  "mask top-k / step |", "|---|---|---|---:|---:|---:|---:|"]
+        for r in result["training"]:
+            p, b = r["propetl"], r["baseline"]
+            lines.append(f"| {r['geometry']} | {r['comparison']} | {r['batch']} x {r['length']} | "
+                         f"{p['median_s']:.3f} ({p['min_s']:.3f}-{p['max_s']:.3f}) | "
+                         f"{b['median_s']:.3f} ({b['min_s']:.3f}-{b['max_s']:.3f}) | "
+                         f"**{r['ratio']:.3f}** | {100 * r['mask_topk']['share_of_step']:.2f} % |")
+        lines.append("")
+    if result["inference"]:
+        lines += ["### Inference latency (eval, no grad; a batch-1 sample is 32 calls)", "",
+                  "| geometry | batch | model | baseline | median s | baseline median s | ratio |",
+                  "|---|---:|---|---|---:|---:|---:|"]
+        lines += [f"| {r['geometry']} | {r['batch']} | {r['model']} | {r['baseline']} | {r['median_s']:.4f} "
+                  f"({r['min_s']:.4f}-{r['max_s']:.4f}) | {r['baseline_median_s']:.4f} | **{r['ratio']:.3f}** |"
+                  for r in result["inference"]]
+        lines.append("")
+    if result["memory"]:
+        lines += ["### Peak training memory (3 steps, one child process per method)", "",
+                  "| geometry | comparison | measure | ProPETL MB | baseline MB | ratio | training increase ratio |",
+                  "|---|---|---|---:|---:|---:|---:|"]
+        lines += [f"| {r['geometry']} | {r['comparison']} | {r['measure']} | {r['propetl'][r['measure']] / 2**20:.0f} | "
+                  f"{r['baseline'][r['measure']] / 2**20:.0f} | {r['ratio_peak']:.3f} | "
+                  f"{r['ratio_training_increase']:.3f} |" for r in result["memory"]]
+        lines.append("")
+    if result["storage"]:
+        lines += ["### Storage", "", "| geometry | comparison | BLS bits | bytes on disk | disk / (BLS/8) | "
+                  "disk / plain BLS bytes |", "|---|---|---:|---:|---:|---:|"]
+        lines += [f"| {r['geometry']} | {r['comparison']} | {r['bls_bits']:,} | {r['bytes_on_disk']:,} | "
+                  f"{r['disk_over_bls']:.4f} | {r['disk_over_plain']:.4f} |" for r in result["storage"]]
+        lines.append("")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:

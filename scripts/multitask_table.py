@@ -5,8 +5,8 @@
         outputs/evidence/multitask/seq_bn_shared/seed42 \
         --single rte=outputs/evidence/rte/proadapter/seed42 mrpc=... --single_label "single-task ProAdapter"
 
-A task's score is the mean of its metrics (the multi-task runs' ``<task>_score``); the average is the mean
-of the task scores. Storage: total bits, and bits one more task adds. Single-task runs store one module
+A task's score is the mean of its metrics (the multi-task runs' ``<task>_score``); the averages are the mean
+of the task scores, over all of a row's tasks and over the tasks every row has. Storage: total bits, and bits one more task adds. Single-task runs store one module
 per task, so their total is the sum and a task adds its whole module.
 """
 
@@ -60,13 +60,16 @@ def main(argv=None) -> int:
     base = None
     for folder in args.multitask:
         base = load(folder)["storage"]["base_model_parameters"]
-    print("| method | " + " | ".join(tasks) + " | average | total BLS (bits) | % of model | bits a task adds |")
-    print("|---|" + "---:|" * (len(tasks) + 4))
+    common = [t for t in tasks if all(t in row[1] for row in rows)]
+    print("| method | " + " | ".join(tasks) + f" | average of all | average of {'/'.join(common)} | total BLS (bits) "
+          "| % of model | bits a task adds |")
+    print("|---|" + "---:|" * (len(tasks) + 5))
     for label, scores, total, added in rows:
         percent = f"{100 * total / (32 * base):.3f} %" if base else ""
         cells = " | ".join(f"{scores[t]:.2f}" if t in scores else "–" for t in tasks)
         average = statistics.mean(scores[t] for t in tasks if t in scores)
-        print(f"| {label} | {cells} | {average:.2f} | {total:,} | {percent} | {added:,.0f} |")
+        shared_average = statistics.mean(scores[t] for t in common)
+        print(f"| {label} | {cells} | {average:.2f} | {shared_average:.2f} | {total:,} | {percent} | {added:,.0f} |")
     return 0
 
 
