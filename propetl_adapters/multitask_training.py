@@ -198,16 +198,20 @@ def per_task_storage(model, adapter_name: str, config, tasks: Sequence[str], sto
     return {"task_bits": {t: 0 for t in tasks}, "shared_bits": storage["bls_bits"]}
 
 
-def resolve_multitask_config(config_string: Optional[str], tasks: Sequence[str], several_tasks_only: bool = False):
+def resolve_multitask_config(config_string: Optional[str], tasks: Sequence[str], several_tasks_only: bool = False,
+                             adapter_per_task: bool = False):
     """The adapter config of a multi-task run (None: full fine-tuning). ProPETL and Hyperformer configs get the
     run's task list unless they name their own, which must then equal it. With ``several_tasks_only`` a
-    ProPETL config of a one-task run stays single-task (plain per-layer masks)."""
+    ProPETL config of a one-task run stays single-task (plain per-layer masks). ``adapter_per_task`` (Adapter†)
+    needs a plain method: ProPETL and Hyperformer already share one module across tasks."""
+    from .glue.experiment import ExperimentError
+    if adapter_per_task and config_string is None:
+        raise ExperimentError("--adapter_per_task needs a plain --adapter_config such as 'seq_bn[reduction_factor=32]'")
     if config_string is None:
         return None
     from adapters import AdapterConfig
 
     from .configuration import HyperformerConfig, is_propetl_config
-    from .glue.experiment import ExperimentError
     try:
         config = AdapterConfig.load(config_string)
     except Exception as err:
@@ -215,6 +219,8 @@ def resolve_multitask_config(config_string: Optional[str], tasks: Sequence[str],
     hyper = isinstance(config, HyperformerConfig)
     if not (is_propetl_config(config) or hyper):
         return config
+    if adapter_per_task:
+        raise ExperimentError("--adapter_per_task needs a plain --adapter_config such as 'seq_bn[reduction_factor=32]'")
     if hyper and config.tasks == ["task"] and "tasks=" not in config_string:  # the registered placeholder
         config = config.replace(tasks=list(tasks))
     elif is_propetl_config(config) and not config.tasks and (len(tasks) > 1 or not several_tasks_only):
@@ -224,12 +230,16 @@ def resolve_multitask_config(config_string: Optional[str], tasks: Sequence[str],
     return config
 
 
-def check_adapter_per_task(config) -> None:
-    """Adapter† needs a plain method (ProPETL and Hyperformer already share one module across tasks)."""
-    from .configuration import HyperformerConfig, is_propetl_config
-    from .glue.experiment import ExperimentError
-    if config is None or is_propetl_config(config) or isinstance(config, HyperformerConfig):
-        raise ExperimentError("--adapter_per_task needs a plain --adapter_config such as 'seq_bn[reduction_factor=32]'")
+def multitask_training_args(training_args, **changes):
+    """The training arguments every multi-task run shares (best checkpoint by the validation ``average``, the
+    ``task_ids`` column kept, one-task batches that leave other tasks' parameters without gradient under DDP),
+    plus the runner's own ``changes``."""
+    import dataclasses
+    find_unused = training_args.ddp_find_unused_parameters
+    return dataclasses.replace(
+        training_args, load_best_model_at_end=True, metric_for_best_model="average", greater_is_better=True,
+        remove_unused_columns=False, label_names=["labels"],
+        ddp_find_unused_parameters=True if find_unused is None else find_unused, **changes)
 
 
 def trains_layer_norms(config) -> bool:
@@ -357,3 +367,40 @@ def per_task_adapters_storage(model, tasks: Sequence[str], head_parameters: int)
             "trainable_parameters": total // 32, "bls_bits": total, "bls_percent": 100.0 * total / (32 * base),
             "task_bits": task_bits, "shared_bits": shared,
             "notes": ["shared bits are the backbone's trained layer norms"]}
+
+
+def train_test_and_record(trainer, model, args, training_args, config, rows: dict, test_datasets: dict,
+                          head_parameters: Sequence[torch.nn.Parameter], mask_kwargs: dict, started: float,
+                          command_line: Optional[str], adapter_name: str,
+                          save_extra: Optional[Callable[[], None]] = None) -> dict:
+    """Train (resuming an unfinished run), score every task's test split, export and write the results.
+
+    ``args`` is the runner's own argument dataclass (``tasks``, ``adapter_config``, ``adapter_per_task``,
+    ``delete_checkpoints``); ``save_extra`` saves what the runner adds to the folder (e.g. per-task heads)."""
+    import dataclasses
+    import json
+    import time
+
+    from .glue.experiment import _versions, resumable_checkpoint
+
+    resume = None if training_args.overwrite_output_dir else resumable_checkpoint(training_args.output_dir)
+    train_output = trainer.train(resume_from_checkpoint=resume)
+    test = trainer.evaluate(test_datasets, metric_key_prefix="test")
+    results = {"tasks": args.tasks, "method": method_label(config, args.adapter_per_task), "test": test,
+               "test_average": test.get("test_average")}
+    if not trainer.is_world_process_zero():
+        return results
+    if save_extra is not None:
+        save_extra()
+    results.update({
+        "seed": training_args.seed, "adapter_config": args.adapter_config,
+        "examples": {t: {s: len(rows[t][s]) for s in rows[t]} for t in args.tasks},
+        "training": {"train_loss": train_output.training_loss, "resumed_from_checkpoint": resume,
+                     "learning_rate": training_args.learning_rate,
+                     "mask_learning_rate": mask_kwargs.get("mask_learning_rate")},
+        "wall_time_seconds": time.time() - started, "command_line": command_line, "versions": _versions(),
+        "arguments": json.loads(json.dumps({type(args).__name__: dataclasses.asdict(args),
+                                            "training": training_args.to_sanitized_dict()}, default=str)),
+    })
+    return export_and_record(model, trainer, adapter_name, config, args.tasks, training_args.output_dir,
+                             head_parameters, results, args.delete_checkpoints, per_task=args.adapter_per_task)

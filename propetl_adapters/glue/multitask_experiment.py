@@ -12,18 +12,16 @@ A plain config (seq_bn) is ONE adapter shared by all tasks. Without --adapter_co
 encoder is fine-tuned. The heads are always per task and reported apart from the adapter.
 """
 
-import dataclasses
-import json
 import logging
 import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .experiment import ExperimentError, resumable_checkpoint, tokenize_split, _versions
+from .experiment import ExperimentError, tokenize_split
 from .metrics import compute_glue_metrics
 from .splits import paper_splits
 from .tasks import TASK_NAMES, GlueDataError, get_task, load_glue_dir, load_glue_online
@@ -78,9 +76,9 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
     from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
-    from ..multitask_training import (MultiTaskFullTrainer, MultiTaskTrainer, check_adapter_per_task,
-                                      export_and_record, finished_results, method_label, prepare_model,
-                                      resolve_multitask_config, trainer_choice)
+    from ..multitask_training import (MultiTaskFullTrainer, MultiTaskTrainer, finished_results,
+                                      multitask_training_args, prepare_model, resolve_multitask_config,
+                                      train_test_and_record, trainer_choice)
 
     started = time.time()
     out = training_args.output_dir
@@ -91,16 +89,10 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
     if unknown or len(set(args.tasks)) != len(args.tasks) or not args.tasks:
         raise ExperimentError(f"--tasks: expected distinct GLUE tasks from {list(TASK_NAMES)}, got {args.tasks}")
     limits = _train_limits(args)
-    config = resolve_multitask_config(args.adapter_config, args.tasks, several_tasks_only=False)
-    if args.adapter_per_task:
-        check_adapter_per_task(config)
-    training_args = dataclasses.replace(
-        training_args, load_best_model_at_end=True, metric_for_best_model="average", greater_is_better=True,
-        remove_unused_columns=False, label_names=["labels"], eval_strategy="steps", save_strategy="steps",
-        # one-task batches leave the other tasks' masks / heads without gradient
-        ddp_find_unused_parameters=True if training_args.ddp_find_unused_parameters is None
-        else training_args.ddp_find_unused_parameters,
-        save_steps=training_args.eval_steps, dataloader_pin_memory=False)
+    config = resolve_multitask_config(args.adapter_config, args.tasks, several_tasks_only=False,
+                                      adapter_per_task=args.adapter_per_task)
+    training_args = multitask_training_args(training_args, eval_strategy="steps", save_strategy="steps",
+                                            save_steps=training_args.eval_steps, dataloader_pin_memory=False)
 
     tasks = {name: get_task(name) for name in args.tasks}
     rows = {}
@@ -132,29 +124,15 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
                             task_metrics={n: _task_metric(t) for n, t in tasks.items()},
                             temperature=args.temperature, heads_per_task=True,
                             adapter_per_task=args.adapter_per_task, **mask_kwargs)
-    resume = None if training_args.overwrite_output_dir else resumable_checkpoint(out)
-    train_output = trainer.train(resume_from_checkpoint=resume)
-    test = trainer.evaluate(data["test"], metric_key_prefix="test")
-    results: Dict[str, Any] = {"tasks": args.tasks, "method": method_label(config, args.adapter_per_task), "test": test,
-                               "test_average": test["test_average"]}
-    if not trainer.is_world_process_zero():
-        return results
-    if config is not None:
-        for name in args.tasks:
-            os.makedirs(os.path.join(out, "heads", name), exist_ok=True)
-            model.save_head(os.path.join(out, "heads", name), name)
-    results.update({
-        "seed": training_args.seed, "adapter_config": args.adapter_config,
-        "examples": {n: {s: len(rows[n][s]) for s in rows[n]} for n in args.tasks},
-        "training": {"train_loss": train_output.training_loss, "resumed_from_checkpoint": resume,
-                     "learning_rate": training_args.learning_rate,
-                     "mask_learning_rate": mask_kwargs.get("mask_learning_rate")},
-        "wall_time_seconds": time.time() - started, "command_line": command_line, "versions": _versions(),
-        "arguments": json.loads(json.dumps({"MultiTaskArguments": dataclasses.asdict(args),
-                                            "training": training_args.to_sanitized_dict()}, default=str)),
-    })
-    return export_and_record(model, trainer, ADAPTER_NAME, config, args.tasks, out, list(model.heads.parameters()),
-                             results, args.delete_checkpoints, per_task=args.adapter_per_task)
+    def save_heads():
+        if config is not None:
+            for name in args.tasks:
+                os.makedirs(os.path.join(out, "heads", name), exist_ok=True)
+                model.save_head(os.path.join(out, "heads", name), name)
+
+    return train_test_and_record(trainer, model, args, training_args, config, rows, data["test"],
+                                 list(model.heads.parameters()), mask_kwargs, started, command_line, ADAPTER_NAME,
+                                 save_extra=save_heads)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -6,18 +6,17 @@ temperature sampling, evaluation generates every ``--eval_steps`` and the best c
 by the average of the task scores. The mask learning rate is ``--mask_lr_ratio`` × ``--learning_rate``.
 """
 
-import dataclasses
 import json
 import logging
 import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..glue.experiment import ExperimentError, resumable_checkpoint, _versions
+from ..glue.experiment import ExperimentError
 from ..glue.tasks import GlueDataError
 from .data import load_text_task
 from .tasks import TEXT_TASKS, get_text_task
@@ -87,9 +86,9 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorForSeq2Seq, set_seed
 
-    from ..multitask_training import (MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer, check_adapter_per_task,
-                                      export_and_record, finished_results, method_label, prepare_model,
-                                      resolve_multitask_config, trainer_choice)
+    from ..multitask_training import (MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer, finished_results,
+                                      multitask_training_args, prepare_model, resolve_multitask_config,
+                                      train_test_and_record, trainer_choice)
 
     started = time.time()
     out = training_args.output_dir
@@ -97,20 +96,14 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     if done is not None:
         return done
     _check(args, training_args)
-    config = resolve_multitask_config(args.adapter_config, args.tasks, several_tasks_only=True)
-    if args.adapter_per_task:
-        check_adapter_per_task(config)
-    training_args = dataclasses.replace(
+    config = resolve_multitask_config(args.adapter_config, args.tasks, several_tasks_only=True,
+                                      adapter_per_task=args.adapter_per_task)
+    strategy = training_args.eval_strategy.value if training_args.eval_strategy.value != "no" else "steps"
+    every = training_args.eval_steps or training_args.save_steps
+    training_args = multitask_training_args(
         training_args, predict_with_generate=True, generation_max_length=args.max_target_length,
-        generation_num_beams=args.num_beams, load_best_model_at_end=True, metric_for_best_model="average",
-        greater_is_better=True, remove_unused_columns=False, label_names=["labels"],
-        # one-task batches leave the other tasks' masks / heads without gradient
-        ddp_find_unused_parameters=True if training_args.ddp_find_unused_parameters is None
-        else training_args.ddp_find_unused_parameters,
-        save_strategy=training_args.eval_strategy.value if training_args.eval_strategy.value != "no" else "steps",
-        eval_strategy=training_args.eval_strategy.value if training_args.eval_strategy.value != "no" else "steps",
-        save_steps=training_args.eval_steps or training_args.save_steps,
-        eval_steps=training_args.eval_steps or training_args.save_steps)
+        generation_num_beams=args.num_beams, save_strategy=strategy, eval_strategy=strategy, save_steps=every,
+        eval_steps=every)
 
     with training_args.main_process_first(desc="loading data"):
         rows = {task: load_text_task(get_text_task(task), args.data_dir, args.glue_dir, args.split_seed)
@@ -141,26 +134,9 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
         task_names=args.tasks, train_datasets=data["train"], eval_datasets=data["validation"],
         task_metrics={t: _task_metric(t, tokenizer) for t in args.tasks}, temperature=args.temperature,
         adapter_per_task=args.adapter_per_task, **mask_kwargs)
-    resume = None if training_args.overwrite_output_dir else resumable_checkpoint(out)
-    train_output = trainer.train(resume_from_checkpoint=resume)
-    test = trainer.evaluate(data["test"], metric_key_prefix="test")
-    results: Dict[str, Any] = {"tasks": args.tasks, "method": method_label(config, args.adapter_per_task), "test": test,
-                               "test_average": test.get("test_average")}
-    if not trainer.is_world_process_zero():
-        return results
-    results.update({
-        "seed": training_args.seed, "adapter_config": args.adapter_config,
-        "examples": {t: {s: len(rows[t][s]) for s in rows[t]} for t in args.tasks},
-        "training": {"train_loss": train_output.training_loss, "resumed_from_checkpoint": resume,
-                     "learning_rate": training_args.learning_rate,
-                     "mask_learning_rate": mask_kwargs.get("mask_learning_rate")},
-        "wall_time_seconds": time.time() - started, "command_line": command_line, "versions": _versions(),
-        "arguments": json.loads(json.dumps({"Seq2SeqArguments": dataclasses.asdict(args),
-                                            "training": training_args.to_sanitized_dict()}, default=str)),
-    })
-    return export_and_record(model, trainer, ADAPTER_NAME, config, args.tasks, out,
-                             list(model.heads[ADAPTER_NAME].parameters()), results, args.delete_checkpoints,
-                             per_task=args.adapter_per_task)
+    return train_test_and_record(trainer, model, args, training_args, config, rows, data["test"],
+                                 list(model.heads[ADAPTER_NAME].parameters()), mask_kwargs, started, command_line,
+                                 ADAPTER_NAME)
 
 
 def _as_flags(given: dict) -> List[str]:
