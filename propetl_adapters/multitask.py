@@ -79,6 +79,13 @@ def _routing(task: str) -> Iterator[None]:
         _routed_task.reset(token)
 
 
+def task_position(adapter_name: str, tasks: Sequence[str], task: str) -> int:
+    """Index of ``task`` in an adapter's task list (TaskRoutingError naming the adapter's tasks otherwise)."""
+    if task not in tasks:
+        raise TaskRoutingError(f"adapter '{adapter_name}' has no task '{task}' (tasks: {list(tasks)}).")
+    return list(tasks).index(task)
+
+
 class TaskMasks(nn.Module):
     """One ``TensorMask`` per (task, masked prototype tensor), shared by every layer."""
 
@@ -118,10 +125,7 @@ class TaskMasks(nn.Module):
         return mask
 
     def task_index(self, task: str) -> int:
-        tasks = self.tasks
-        if task not in tasks:
-            raise TaskRoutingError(f"adapter '{self.adapter_name}' has no task '{task}' (tasks: {tasks}).")
-        return tasks.index(task)
+        return task_position(self.adapter_name, self.tasks, task)
 
     def mask(self, task: str, key: str) -> TensorMask:
         self.task_index(task)

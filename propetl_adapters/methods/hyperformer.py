@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from adapters.methods.modeling import Adapter
 from torch import nn
 
-from ..multitask import parse_task_list, route_by_task, current_task
+from ..multitask import current_task, parse_task_list, route_by_task, task_position
 from ..prototype import PrototypeSource, attach_source, pending_prototype
 
 TASK_EMBEDDING = "task_embedding"
@@ -69,10 +69,7 @@ class HyperNetwork(nn.Module):
                                              for side in sides})
 
     def task_index(self, task: str) -> int:
-        from ..multitask import TaskRoutingError
-        if task not in self.tasks:
-            raise TaskRoutingError(f"adapter '{self.adapter_name}' has no task '{task}' (tasks: {self.tasks}).")
-        return self.tasks.index(task)
+        return task_position(self.adapter_name, self.tasks, task)
 
     def embedding(self, task_embedding: torch.Tensor, task: str, layer_idx: int, block: int) -> torch.Tensor:
         device = task_embedding.device
