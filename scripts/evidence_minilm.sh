@@ -5,6 +5,7 @@
 # Every run: batch 32, max length 128, AdamW lr 1e-3 (SPEC §5 anchors), weight decay 0.1, 10 % warm-up,
 # one-layer head, SPEC §3 splits, best epoch by the task's main metric, bf16 autocast unless BF16=0.
 # A run whose folder has a DONE marker is skipped, so an interrupted group can simply be restarted.
+# DRY_RUN=1 lists the runs of the ablation/sparsity/storage groups without running or copying anything.
 #
 # Groups:
 #   stsb_gap       STS-B: adapter vs ProAdapter at mask lr 3e-3 / 1e-2 / 3e-2 (the 2-point gap of issue 3)
@@ -68,6 +69,7 @@ pair() {  # task, pro name, pro config, plain name, plain config, seed
 
 reuse() {  # copy a finished run's results into a grid folder that would repeat it (same command)
   [[ -f "$2/DONE" || ! -f "$1/DONE" ]] && return 0
+  [[ "${DRY_RUN:-0}" == 1 ]] && { echo "[reuse] $1 -> $2 (dry run: not copied)"; return 0; }
   mkdir -p "$2" && cp "$1/all_results.json" "$1/run_arguments.json" "$2/" && echo "reused $1" > "$2/REUSED" \
     && cp "$1/DONE" "$2/DONE"
 }

