@@ -293,8 +293,9 @@ def prepare_model(model, adapter_name: str, config, per_task: Sequence[str] = ()
         model.train_adapter(adapter_name)
         model.set_active_adapters(adapter_name)
     if per_task or trains_layer_norms(config):
+        from .serialization import is_layer_norm
         for module in model.modules():
-            if isinstance(module, torch.nn.LayerNorm) or type(module).__name__ == "T5LayerNorm":
+            if is_layer_norm(module):
                 module.requires_grad_(True)
     else:
         freeze_layer_norms(model)
@@ -340,6 +341,9 @@ def export_and_record(model, trainer, adapter_name: str, config, tasks: Sequence
         storage.update(per_task_storage(model, adapter_name, config, tasks, storage))
     results.update({"storage": storage, "adapter_config_resolved": config.to_dict() if config is not None else None,
                     "exported_to": export})
+    if config is not None and (per_task or trains_layer_norms(config)):
+        from .serialization import save_base_layer_norms
+        results["exported_layer_norms"] = save_base_layer_norms(model, export)  # trained with the adapters
     results["training"].update({"global_step": trainer.state.global_step,
                                 "best_checkpoint": trainer.state.best_model_checkpoint,
                                 "best_validation_average": trainer.state.best_metric})

@@ -8,6 +8,10 @@ so training resumes exactly.
 
 Weights are keyed by their path below ``model.base_model`` and each tensor is written once,
 even where AdapterHub registers a module under several paths (the prefix pool).
+
+Methods that also train the backbone's layer norms (Hyperformer, Adapter†) save those separately
+with ``save_base_layer_norms`` (``base_layer_norms.safetensors``) and restore them with
+``load_base_layer_norms``: an adapter folder alone would not reproduce their outputs.
 """
 
 import contextlib
@@ -23,6 +27,7 @@ from adapters.configuration import AdapterConfig, build_full_config
 from adapters.utils import CONFIG_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME, resolve_adapter_path
 from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save as safetensors_bytes
+from safetensors.torch import save_file as save_safetensors_file
 
 from .configuration import ProPrefixConfig
 from .atomic import atomic_write_bytes
@@ -32,6 +37,8 @@ from .multitask import TASK_MASKS_ATTRIBUTE
 from .methods.prefix import FLAT_KEY, ProPrefixGroup, generate_pairs
 
 _keep_training_state = contextvars.ContextVar("propetl_keep_training_state", default=False)
+ADAPTER_CONTAINERS = ("adapters", "loras", "prefix_tunings", "shared_parameters")
+BASE_LAYER_NORMS_FILE = "base_layer_norms.safetensors"
 
 
 @contextlib.contextmanager
@@ -46,8 +53,11 @@ def training_checkpoint():
 
 def _belongs_to(adapter_name: str, path: str) -> bool:
     dotted = f".{path}."
-    return any(f".{kind}.{adapter_name}." in dotted for kind in
-               ("adapters", "loras", "prefix_tunings", "shared_parameters"))
+    return any(f".{kind}.{adapter_name}." in dotted for kind in ADAPTER_CONTAINERS)
+
+
+def is_layer_norm(module: torch.nn.Module) -> bool:
+    return isinstance(module, torch.nn.LayerNorm) or type(module).__name__ == "T5LayerNorm"
 
 
 def canonical_named_modules(root: torch.nn.Module) -> Dict[str, torch.nn.Module]:
@@ -68,6 +78,47 @@ def adapter_tensors(model, adapter_name: str) -> Dict[str, torch.Tensor]:
             if _belongs_to(adapter_name, path):
                 tensors[path] = tensor
     return tensors
+
+
+def base_layer_norm_parameters(model) -> Dict[str, torch.nn.Parameter]:
+    """The backbone's own layer-norm parameters (none of an adapter's), keyed by their path below base_model."""
+    parameters = {}
+    for module_path, module in canonical_named_modules(model.base_model).items():
+        if not is_layer_norm(module) or any(f".{kind}." in f".{module_path}." for kind in ADAPTER_CONTAINERS):
+            continue
+        for name, param in module.named_parameters(recurse=False):
+            parameters[f"{module_path}.{name}" if module_path else name] = param
+    return parameters
+
+
+def save_base_layer_norms(model, folder: str) -> str:
+    """Write the backbone's layer norms to ``folder/base_layer_norms.safetensors`` (atomically); returns the path."""
+    os.makedirs(folder, exist_ok=True)
+    path = join(folder, BASE_LAYER_NORMS_FILE)
+    partial = path + ".partial"
+    save_safetensors_file({name: p.detach().contiguous() for name, p in base_layer_norm_parameters(model).items()},
+                          partial)
+    os.replace(partial, path)
+    return path
+
+
+def load_base_layer_norms(model, folder_or_file: str):
+    """Copy saved backbone layer norms into ``model``; names and shapes must match exactly."""
+    path = join(folder_or_file, BASE_LAYER_NORMS_FILE) if isdir(folder_or_file) else folder_or_file
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no saved layer norms (expected {BASE_LAYER_NORMS_FILE})")
+    saved = load_safetensors(path)
+    own = base_layer_norm_parameters(model)
+    if set(saved) != set(own):
+        unknown, missing = sorted(set(saved) - set(own)), sorted(set(own) - set(saved))
+        raise ValueError(f"{path}: its layer norms do not match this model's (not in the model: {unknown[:3]}, "
+                         f"not in the file: {missing[:3]}); was it saved from another architecture?")
+    with torch.no_grad():
+        for name, tensor in saved.items():
+            if tensor.shape != own[name].shape:
+                raise ValueError(f"{path}: {name} has shape {tuple(tensor.shape)}, the model expects "
+                                 f"{tuple(own[name].shape)}")
+            own[name].copy_(tensor)
 
 
 def adapter_masks(model, adapter_name: str) -> Dict[str, TensorMask]:

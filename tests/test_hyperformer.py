@@ -12,6 +12,7 @@ from propetl_adapters import active_task
 from propetl_adapters.inference import freeze_hypernetwork
 from propetl_adapters.methods.hyperformer import HyperAdapter
 from propetl_adapters.multitask import TaskRoutingError
+from propetl_adapters.serialization import base_layer_norm_parameters, load_base_layer_norms, save_base_layer_norms
 from propetl_adapters.storage import build_base_model, storage_report
 
 CONFIGS = {"hyperformer++": "hyperformer++[reduction_factor=4,tasks=a|b]",
@@ -89,6 +90,32 @@ def test_save_load_and_frozen_inference_give_the_same_outputs(hyper, tmp_path):
     freeze_hypernetwork(model, "task", "b")
     assert not hyper_layers(model) and "task" not in model.base_model.shared_parameters
     assert torch.allclose(model_output(model, inputs), expected, atol=1e-6)
+
+
+def test_trained_base_layer_norms_are_saved_beside_the_adapter_and_restore_the_outputs(tmp_path):
+    model = build_adapter_model("bert", CONFIGS["hyperformer++"])
+    model.eval()
+    layer_norms = base_layer_norm_parameters(model)
+    assert layer_norms and not any("shared_parameters" in name or "adapters" in name for name in layer_norms)
+    with torch.no_grad():  # what training them (Hyperformer's reference setup) does
+        for param in layer_norms.values():
+            param.add_(0.5 * torch.randn_like(param))
+    inputs = model_inputs("bert")
+    with active_task("a"):
+        expected = model_output(model, inputs)
+    model.save_adapter(str(tmp_path), "task")
+    save_base_layer_norms(model, str(tmp_path))
+    fresh = build_adapter_model("bert", CONFIGS["hyperformer++"], name="other")
+    fresh.load_adapter(str(tmp_path), set_active=True)
+    fresh.eval()
+    with active_task("a"):
+        assert not torch.allclose(model_output(fresh, inputs), expected)  # the adapter alone misses them
+        load_base_layer_norms(fresh, str(tmp_path))
+        assert torch.equal(model_output(fresh, inputs), expected)
+    with pytest.raises(ValueError, match="base_layer_norms.safetensors.*another architecture"):
+        load_base_layer_norms(build_adapter_model("t5", "seq_bn"), str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no saved layer norms"):
+        load_base_layer_norms(fresh, str(tmp_path / "nowhere"))
 
 
 def test_loading_a_checkpoint_with_another_embedding_size_fails_clearly(tmp_path):

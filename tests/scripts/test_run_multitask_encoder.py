@@ -4,6 +4,7 @@ a shared plain adapter and full fine-tuning, with per-task scores and per-task s
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -40,6 +41,8 @@ def test_multi_task_encoder_reports_every_task_and_its_storage(tiny_bert_dir, gl
         assert all((tmp_path / "heads" / t / "head_config.json").is_file() for t in ("rte", "stsb", "cola"))
     elif method == "hyperformer++":
         assert task_bits["rte"] == 32 * 64 and shared + sum(task_bits.values()) == results["storage"]["bls_bits"]
+        assert results["exported_layer_norms"] == str(tmp_path / "adapter" / "base_layer_norms.safetensors")
+        assert os.path.isfile(results["exported_layer_norms"])  # trained with the hypernetwork, so exported
     elif method == "SeqBnConfig":
         assert task_bits["rte"] == 0 and shared == results["storage"]["bls_bits"]
     else:
