@@ -109,6 +109,7 @@ def plot(kind: str, root: str, out: str) -> List[str]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     table = aggregate(collect(kind, root))
     os.makedirs(out, exist_ok=True)
@@ -132,6 +133,10 @@ def plot(kind: str, root: str, out: str) -> List[str]:
                 ys = [p["mean"] for p in by_x.values()]
                 axes.errorbar(xs, ys, yerr=[p["std"] for p in by_x.values()], marker="o", capsize=3,
                               label=_label(series))
+                if kind == "storage":  # name each point's bottleneck: the x axis only shows its storage
+                    for size, x, y in zip(by_x, xs, ys):
+                        axes.annotate(f"bn {size:g}", (x, y), textcoords="offset points", xytext=(4, -12),
+                                      fontsize=8)
                 if kind == "sparsity":
                     best = max(by_x, key=lambda x: by_x[x]["mean"])
                     axes.plot([best], [by_x[best]["mean"]], marker="*", markersize=16, color="black", zorder=5)
@@ -147,6 +152,10 @@ def plot(kind: str, root: str, out: str) -> List[str]:
                                     + f" | {best:g} |")
             else:
                 axes.set_xscale("log")
+                plain = FuncFormatter(lambda v, _: f"{v:g}")
+                axes.xaxis.set_major_formatter(plain)
+                axes.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}".lstrip("0.")[:1]
+                                                             in ("2", "5") else ""))
                 axes.set_xlabel("bit-level storage (% of the base model, log scale)")
                 markdown += [f"## {task}: test {metric} (%) against storage", "",
                              "| method | bottleneck | BLS % | score |", "|---|---:|---:|---:|"]
