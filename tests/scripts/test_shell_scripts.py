@@ -175,7 +175,7 @@ def test_ablation_scripts_stop_on_bad_settings(script, env, message, tmp_path):
 
 
 def run_evidence(tmp_path, *groups, **env):
-    full_env = {k: v for k, v in os.environ.items() if k not in ("OUTPUT_DIR", "MASK_LR", "BF16", "DRY_RUN")}
+    full_env = {k: v for k, v in os.environ.items() if k not in ("OUTPUT_DIR", "MASK_LR", "BF16", "DRY_RUN", "SEEDS")}
     full_env.update({"OUTPUT_DIR": str(tmp_path / "evidence"), "DRY_RUN": "1", **env})
     return subprocess.run(["bash", str(SCRIPTS / "evidence_minilm.sh"), *groups], capture_output=True, text=True,
                           env=full_env, timeout=600)
