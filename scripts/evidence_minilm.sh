@@ -19,7 +19,7 @@
 #                  and stsb_gap)
 #   single_pro     single-task ProAdapter on MRPC, RTE, CoLA (the ProAdapter half of table1_adapter)
 #   hyperformer    the same multi-task run with Hyperformer++ (reduction 32, layer norms trainable as in its
-#                  reference setup), at lr 1e-3 like the other rows and at the reference's lr 3e-4
+#                  reference setup), at lr 1e-3 like the other rows and at Table 2's T5 lr 3e-4
 #   ablation:TASK  the four-way ablation (scripts/run_ablations.sh) on TASK        -> $OUTPUT_DIR/issue7/ablation
 #   sparsity:TASK  the ProAdapter sparsity sweep k = 0.1 ... 1.0 on TASK            -> $OUTPUT_DIR/issue7/sparsity
 #   storage:TASK   adapter vs ProAdapter at bottleneck 8, 16, 32, 64 on TASK      -> $OUTPUT_DIR/issue7/storage
@@ -134,7 +134,7 @@ for group in "$@"; do
       for task in mrpc rte cola; do
         run "$task" proadapter "proadapter[reduction_factor=12]" "$MASK_LR" "$(epochs_for "$task")" 42
       done ;;
-    hyperformer)  # lr 1e-3 (the other multi-task rows' rate) collapses the hypernetwork; 3e-4 is the reference's
+    hyperformer)  # lr 1e-3 (the other multi-task rows' rate) collapses the hypernetwork; 3e-4 is Table 2's T5 rate
       multitask hyperformer_pp "hyperformer++[reduction_factor=32]"
       multitask hyperformer_pp_lr3e-4 "hyperformer++[reduction_factor=32]" 3e-4 ;;
     *) echo "$0: unknown group '$group'; expected stsb_gap, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, ablation:TASK, sparsity:TASK or storage:TASK" >&2
