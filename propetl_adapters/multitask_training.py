@@ -205,8 +205,9 @@ def resolve_multitask_config(config_string: Optional[str], tasks: Sequence[str],
     ProPETL config of a one-task run stays single-task (plain per-layer masks). ``adapter_per_task`` (Adapter†)
     needs a plain method: ProPETL and Hyperformer already share one module across tasks."""
     from .glue.experiment import ExperimentError
+    needs_plain = "--adapter_per_task needs a plain --adapter_config such as 'seq_bn[reduction_factor=32]'"
     if adapter_per_task and config_string is None:
-        raise ExperimentError("--adapter_per_task needs a plain --adapter_config such as 'seq_bn[reduction_factor=32]'")
+        raise ExperimentError(needs_plain)
     if config_string is None:
         return None
     from adapters import AdapterConfig
@@ -220,7 +221,7 @@ def resolve_multitask_config(config_string: Optional[str], tasks: Sequence[str],
     if not (is_propetl_config(config) or hyper):
         return config
     if adapter_per_task:
-        raise ExperimentError("--adapter_per_task needs a plain --adapter_config such as 'seq_bn[reduction_factor=32]'")
+        raise ExperimentError(needs_plain)
     if hyper and config.tasks == ["task"] and "tasks=" not in config_string:  # the registered placeholder
         config = config.replace(tasks=list(tasks))
     elif is_propetl_config(config) and not config.tasks and (len(tasks) > 1 or not several_tasks_only):
@@ -242,10 +243,11 @@ def multitask_training_args(training_args, **changes):
         ddp_find_unused_parameters=True if find_unused is None else find_unused, **changes)
 
 
-def trains_layer_norms(config) -> bool:
-    """Hyperformer's reference setup trains the backbone's layer norms; PETL runs freeze them."""
+def trains_layer_norms(config, per_task: bool = False) -> bool:
+    """Hyperformer's reference setup and Adapter† (``per_task``) train the backbone's layer norms; PETL runs
+    freeze them."""
     from .configuration import HyperformerConfig
-    return isinstance(config, HyperformerConfig)
+    return per_task or isinstance(config, HyperformerConfig)
 
 
 def method_label(config, per_task: bool = False) -> str:
@@ -292,7 +294,7 @@ def prepare_model(model, adapter_name: str, config, per_task: Sequence[str] = ()
         model.add_adapter(adapter_name, config=config)
         model.train_adapter(adapter_name)
         model.set_active_adapters(adapter_name)
-    if per_task or trains_layer_norms(config):
+    if trains_layer_norms(config, bool(per_task)):
         from .serialization import is_layer_norm
         for module in model.modules():
             if is_layer_norm(module):
@@ -341,7 +343,7 @@ def export_and_record(model, trainer, adapter_name: str, config, tasks: Sequence
         storage.update(per_task_storage(model, adapter_name, config, tasks, storage))
     results.update({"storage": storage, "adapter_config_resolved": config.to_dict() if config is not None else None,
                     "exported_to": export})
-    if config is not None and (per_task or trains_layer_norms(config)):
+    if trains_layer_norms(config, per_task):
         from .serialization import save_base_layer_norms
         results["exported_layer_norms"] = save_base_layer_norms(model, export)  # trained with the adapters
     results["training"].update({"global_step": trainer.state.global_step,

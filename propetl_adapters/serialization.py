@@ -51,9 +51,11 @@ def training_checkpoint():
         _keep_training_state.reset(token)
 
 
-def _belongs_to(adapter_name: str, path: str) -> bool:
+def _belongs_to(adapter_name: Optional[str], path: str) -> bool:
+    """Whether ``path`` lies inside adapter ``adapter_name`` (None: inside any adapter)."""
     dotted = f".{path}."
-    return any(f".{kind}.{adapter_name}." in dotted for kind in ADAPTER_CONTAINERS)
+    return any(f".{kind}.{adapter_name}." in dotted if adapter_name is not None else f".{kind}." in dotted
+               for kind in ADAPTER_CONTAINERS)
 
 
 def is_layer_norm(module: torch.nn.Module) -> bool:
@@ -84,7 +86,7 @@ def base_layer_norm_parameters(model) -> Dict[str, torch.nn.Parameter]:
     """The backbone's own layer-norm parameters (none of an adapter's), keyed by their path below base_model."""
     parameters = {}
     for module_path, module in canonical_named_modules(model.base_model).items():
-        if not is_layer_norm(module) or any(f".{kind}." in f".{module_path}." for kind in ADAPTER_CONTAINERS):
+        if not is_layer_norm(module) or _belongs_to(None, module_path):
             continue
         for name, param in module.named_parameters(recurse=False):
             parameters[f"{module_path}.{name}" if module_path else name] = param
