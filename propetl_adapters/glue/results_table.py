@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -174,6 +175,48 @@ def render_table(groups: Dict[str, dict], notes: Sequence[str] = (), paper: bool
     return text + "\n"
 
 
+def _score_cell(spec, test: dict) -> str:
+    return " / ".join(f"{float(test[m]):.2f}" for m in spec.metrics if m in test)
+
+
+def _short_command(results: dict) -> str:
+    """The recorded command line with the interpreter's folder dropped and the model path written ``$MODEL``."""
+    command = results.get("command_line") or ""
+    parts = shlex.split(command)
+    if not parts:
+        return "(not recorded)"
+    parts[0] = os.path.basename(parts[0])
+    model = results.get("model_name_or_path")
+    return " ".join('"$MODEL"' if model and part == model else shlex.quote(part) for part in parts)
+
+
+def render_runs(root: str) -> str:
+    """One row per finished run (task, folder, seed, test scores, % BLS, bytes on disk, wall time), then the
+    command line of each run, so every number in the table can be traced to the command that made it."""
+    found, _ = find_results(root)
+    if not found:
+        raise ResultsError(f"{root}: no finished GLUE runs (folders with {RESULTS_FILE} and {DONE_FILE})")
+    rows, commands, models = [], [], set()
+    for folder, results in sorted(found, key=lambda item: (item[1]["task"], item[0])):
+        spec = get_task(results["task"])
+        storage = results.get("storage") or {}
+        run = os.path.relpath(folder, root)
+        wall = results.get("wall_time_seconds")
+        wall_cell = "–" if wall is None else f"{wall:.0f}"
+        if (results.get("training") or {}).get("resumed_from_checkpoint"):
+            wall_cell += " (resumed: last process only)"
+        bls = storage.get("bls_percent")
+        rows.append(f"| {spec.name} | {run} | {results.get('seed', '–')} | {'/'.join(spec.metrics)} "
+                    f"{_score_cell(spec, results['test'])} | {'–' if bls is None else f'{bls:.3f}'} | "
+                    f"{storage.get('bytes_on_disk', '–')} | {wall_cell} |")
+        commands.append(f"# {run}\n{_short_command(results)}")
+        if results.get("model_name_or_path"):
+            models.add(results["model_name_or_path"])
+    lines = ["| task | run | seed | test | % BLS | bytes on disk | wall time (s) |", "|---|---|---:|---|---:|---:|---:|",
+             *rows, "", "Commands (`$MODEL`: " + ", ".join(sorted(models)) + "):", "", "```", *commands, "```"]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="propetl-table",
@@ -185,13 +228,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--output", help="also write the markdown table to this file")
     parser.add_argument("--json", help="also write the aggregated numbers (all seeds) to this JSON file")
     parser.add_argument("--paper", action="store_true", help="add the published ProPETL rows for comparison")
+    parser.add_argument("--runs", action="store_true",
+                        help="instead of Table 1, list every run (score, %% BLS, bytes, wall time) and its command")
     args = parser.parse_args(argv)
     try:
-        groups, notes = aggregate(args.root, args.group_by)
+        if args.runs:
+            groups, table = {}, render_runs(args.root)
+        else:
+            groups, notes = aggregate(args.root, args.group_by)
+            table = render_table(groups, notes, paper=args.paper)
     except ResultsError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
-    table = render_table(groups, notes, paper=args.paper)
     print(table, end="")
     for path, content in ((args.output, table), (args.json, json.dumps(groups, indent=2) + "\n")):
         if path:

@@ -69,3 +69,26 @@ def test_group_by_path_and_script_wrapper(tmp_path):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "| k0.3/proadapter |" in proc.stdout and "| k0.5/proadapter |" in proc.stdout
+
+
+def test_runs_listing_gives_scores_storage_wall_time_and_runnable_commands(tmp_path, capsys):
+    write_run(tmp_path, "proadapter", "mrpc", 42, 80.0, bls=0.13)
+    results_path = tmp_path / "proadapter" / "mrpc" / "seed42" / "all_results.json"
+    results = json.loads(results_path.read_text())
+    results.update(model_name_or_path="/models/minilm", wall_time_seconds=448.4,
+                   storage={"bls_percent": 0.13, "bytes_on_disk": 124026},
+                   training={"resumed_from_checkpoint": "x/checkpoint-78"},
+                   command_line="/usr/bin/python3 run_glue.py --model_name_or_path /models/minilm "
+                                "--adapter_config 'proadapter[reduction_factor=12]'")
+    results_path.write_text(json.dumps(results))
+    write_run(tmp_path, "seq_bn", "mrpc", 42, 70.0, done=False)  # unfinished: not listed
+    assert main([str(tmp_path), "--runs"]) == 0
+    printed = capsys.readouterr().out
+    row = next(line for line in printed.splitlines() if line.startswith("| mrpc |"))
+    assert [c.strip() for c in row.strip("|").split("|")] == [
+        "mrpc", "proadapter/mrpc/seed42", "42", "accuracy/f1 80.00 / 81.00", "0.130", "124026",
+        "448 (resumed: last process only)"]
+    assert "seq_bn" not in printed
+    assert ("python3 run_glue.py --model_name_or_path \"$MODEL\" --adapter_config "
+            "'proadapter[reduction_factor=12]'") in printed
+    assert "`$MODEL`: /models/minilm" in printed
