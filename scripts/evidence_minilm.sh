@@ -12,6 +12,7 @@
 #   table1_adapter RTE, MRPC, CoLA: ProAdapter vs seq_bn
 #   table1_lora    RTE, MRPC: ProLoRA vs LoRA (r 32, alpha 48 for both)
 #   table1_prefix  RTE, MRPC: ProPrefix vs prefix tuning (length 64, MLP 512 for both)
+#   stsb_budget    STS-B: adapter vs ProAdapter at 6 epochs instead of 2 (does the gap of issue 3 close with training?)
 #   seeds          seeds 43 and 44 for the MRPC and STS-B adapter pairs
 #   multitask      RTE, MRPC, STS-B, CoLA, SST-2 (first 5000 training rows) trained together, one head per
 #                  task, 1500 steps, T = 10: hybrid ProAdapter vs ONE shared seq_bn; plus single-task
@@ -108,6 +109,9 @@ for group in "$@"; do
       for mask_lr in 3e-3 1e-2 3e-2; do
         run stsb "proadapter_masklr$mask_lr" "proadapter[reduction_factor=12]" "$mask_lr" 2 42
       done ;;
+    stsb_budget)
+      run stsb seq_bn_6epochs "seq_bn[reduction_factor=12]" 1e-3 6 42
+      run stsb proadapter_6epochs "proadapter[reduction_factor=12]" "$MASK_LR" 6 42 ;;
     table1_adapter)
       for task in mrpc rte cola; do
         pair "$task" proadapter "proadapter[reduction_factor=12]" seq_bn "seq_bn[reduction_factor=12]" 42
@@ -137,7 +141,7 @@ for group in "$@"; do
     hyperformer)  # lr 1e-3 (the other multi-task rows' rate) collapses the hypernetwork; 3e-4 is Table 2's T5 rate
       multitask hyperformer_pp "hyperformer++[reduction_factor=32]"
       multitask hyperformer_pp_lr3e-4 "hyperformer++[reduction_factor=32]" 3e-4 ;;
-    *) echo "$0: unknown group '$group'; expected stsb_gap, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, ablation:TASK, sparsity:TASK or storage:TASK" >&2
+    *) echo "$0: unknown group '$group'; expected stsb_gap, stsb_budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, ablation:TASK, sparsity:TASK or storage:TASK" >&2
        exit 2 ;;
   esac
 done
