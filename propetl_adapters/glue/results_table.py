@@ -71,6 +71,22 @@ def find_results(root: str) -> Tuple[List[Tuple[str, dict]], List[str]]:
     return found, skipped
 
 
+def find_glue_runs(root: str) -> Tuple[List[Tuple[str, dict, object]], List[str]]:
+    """``([(run folder, results, GLUE task spec), ...], [notes on skipped folders])``; both the table and the
+    run list read only these, so a non-GLUE or unfinished run is skipped the same way in each."""
+    found, skipped = find_results(root)
+    notes = [f"skipped {n}" for n in skipped]
+    runs = []
+    for folder, results in found:
+        try:
+            runs.append((folder, results, get_task(results["task"])))
+        except ValueError:
+            notes.append(f"skipped {folder} (task {results['task']!r} is not a GLUE task)")
+    if not runs:
+        raise ResultsError(f"{root}: no finished GLUE runs (folders with {RESULTS_FILE} and {DONE_FILE})")
+    return runs, notes
+
+
 def _group_key(root: str, folder: str, results: dict, group_by: str) -> str:
     if group_by == "method":
         return str(results.get("method", "unknown"))
@@ -83,17 +99,10 @@ def _group_key(root: str, folder: str, results: dict, group_by: str) -> str:
 def aggregate(root: str, group_by: str = "method") -> Tuple[Dict[str, dict], List[str]]:
     """``{group: {"tasks": {task: {metric: [values]}}, "seeds": {task: [seeds]}, "trainable_percent": [...],
     "bls_percent": [...]}}`` and a list of notes (skipped runs, duplicates)."""
-    found, notes = find_results(root)
-    notes = [f"skipped {n}" for n in notes]
+    runs, notes = find_glue_runs(root)
     groups: Dict[str, dict] = {}
     seen = {}
-    for folder, results in found:
-        task = results["task"]
-        try:
-            spec = get_task(task)
-        except ValueError:
-            notes.append(f"skipped {folder} (task {task!r} is not a GLUE task)")
-            continue
+    for folder, results, spec in runs:
         key = _group_key(root, folder, results, group_by)
         identity = (key, spec.name, results.get("seed"))
         if identity in seen:
@@ -112,8 +121,6 @@ def aggregate(root: str, group_by: str = "method") -> Tuple[Dict[str, dict], Lis
         for field in ("trainable_percent", "bls_percent"):
             if storage.get(field) is not None:
                 group[field].append(float(storage[field]))
-    if not groups:
-        raise ResultsError(f"{root}: no finished GLUE runs (folders with {RESULTS_FILE} and {DONE_FILE})")
     return groups, notes
 
 
@@ -175,10 +182,6 @@ def render_table(groups: Dict[str, dict], notes: Sequence[str] = (), paper: bool
     return text + "\n"
 
 
-def _score_cell(spec, test: dict) -> str:
-    return " / ".join(f"{float(test[m]):.2f}" for m in spec.metrics if m in test)
-
-
 def _short_command(results: dict) -> str:
     """The recorded command line with the interpreter's folder dropped and the model path written ``$MODEL``."""
     command = results.get("command_line") or ""
@@ -190,30 +193,43 @@ def _short_command(results: dict) -> str:
     return " ".join('"$MODEL"' if model and part == model else shlex.quote(part) for part in parts)
 
 
-def render_runs(root: str) -> str:
-    """One row per finished run (task, folder, seed, test scores, % BLS, bytes on disk, wall time), then the
-    command line of each run, so every number in the table can be traced to the command that made it."""
-    found, _ = find_results(root)
-    if not found:
-        raise ResultsError(f"{root}: no finished GLUE runs (folders with {RESULTS_FILE} and {DONE_FILE})")
-    rows, commands, models = [], [], set()
-    for folder, results in sorted(found, key=lambda item: (item[1]["task"], item[0])):
-        spec = get_task(results["task"])
+def collect_runs(root: str) -> Tuple[List[dict], List[str]]:
+    """One record per finished GLUE run, sorted by task then folder (what ``--runs`` prints and ``--json``
+    writes with it), and the notes on skipped folders."""
+    runs, notes = find_glue_runs(root)
+    records = []
+    for folder, results, spec in sorted(runs, key=lambda item: (item[2].name, item[0])):
         storage = results.get("storage") or {}
-        run = os.path.relpath(folder, root)
-        wall = results.get("wall_time_seconds")
+        records.append({
+            "task": spec.name, "run": os.path.relpath(folder, root), "seed": results.get("seed"),
+            "test": {m: float(results["test"][m]) for m in spec.metrics if m in results["test"]},
+            "bls_percent": storage.get("bls_percent"), "bytes_on_disk": storage.get("bytes_on_disk"),
+            "wall_time_seconds": results.get("wall_time_seconds"),
+            "resumed": bool((results.get("training") or {}).get("resumed_from_checkpoint")),
+            "model_name_or_path": results.get("model_name_or_path"), "command": _short_command(results)})
+    return records, notes
+
+
+def render_runs(records: Sequence[dict], notes: Sequence[str] = ()) -> str:
+    """One row per run (task, folder, seed, test scores, % BLS, bytes on disk, wall time), then the command
+    line of each run, so every number in the table can be traced to the command that made it."""
+    rows, commands = [], []
+    for record in records:
+        wall = record["wall_time_seconds"]
         wall_cell = "–" if wall is None else f"{wall:.0f}"
-        if (results.get("training") or {}).get("resumed_from_checkpoint"):
+        if record["resumed"]:
             wall_cell += " (resumed: last process only)"
-        bls = storage.get("bls_percent")
-        rows.append(f"| {spec.name} | {run} | {results.get('seed', '–')} | {'/'.join(spec.metrics)} "
-                    f"{_score_cell(spec, results['test'])} | {'–' if bls is None else f'{bls:.3f}'} | "
-                    f"{storage.get('bytes_on_disk', '–')} | {wall_cell} |")
-        commands.append(f"# {run}\n{_short_command(results)}")
-        if results.get("model_name_or_path"):
-            models.add(results["model_name_or_path"])
+        bls = record["bls_percent"]
+        scores = " / ".join(f"{value:.2f}" for value in record["test"].values())
+        rows.append(f"| {record['task']} | {record['run']} | {'–' if record['seed'] is None else record['seed']} | "
+                    f"{'/'.join(record['test'])} {scores} | {'–' if bls is None else f'{bls:.3f}'} | "
+                    f"{'–' if record['bytes_on_disk'] is None else record['bytes_on_disk']} | {wall_cell} |")
+        commands.append(f"# {record['run']}\n{record['command']}")
+    models = sorted({r["model_name_or_path"] for r in records if r["model_name_or_path"]})
     lines = ["| task | run | seed | test | % BLS | bytes on disk | wall time (s) |", "|---|---|---:|---|---:|---:|---:|",
-             *rows, "", "Commands (`$MODEL`: " + ", ".join(sorted(models)) + "):", "", "```", *commands, "```"]
+             *rows, "", "Commands (`$MODEL`: " + ", ".join(models) + "):", "", "```", *commands, "```"]
+    if notes:
+        lines += ["", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
 
 
@@ -226,22 +242,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="rows by the recorded method (default) or by the folder path above <task>/<seed>, "
                              "e.g. for ablations of one method")
     parser.add_argument("--output", help="also write the markdown table to this file")
-    parser.add_argument("--json", help="also write the aggregated numbers (all seeds) to this JSON file")
+    parser.add_argument("--json", help="also write the numbers to this JSON file: per group and task (all seeds), "
+                                       "or with --runs one record per run")
     parser.add_argument("--paper", action="store_true", help="add the published ProPETL rows for comparison")
     parser.add_argument("--runs", action="store_true",
                         help="instead of Table 1, list every run (score, %% BLS, bytes, wall time) and its command")
     args = parser.parse_args(argv)
     try:
         if args.runs:
-            groups, table = {}, render_runs(args.root)
+            numbers, notes = collect_runs(args.root)
+            table = render_runs(numbers, notes)
         else:
-            groups, notes = aggregate(args.root, args.group_by)
-            table = render_table(groups, notes, paper=args.paper)
+            numbers, notes = aggregate(args.root, args.group_by)
+            table = render_table(numbers, notes, paper=args.paper)
     except ResultsError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
     print(table, end="")
-    for path, content in ((args.output, table), (args.json, json.dumps(groups, indent=2) + "\n")):
+    for path, content in ((args.output, table), (args.json, json.dumps(numbers, indent=2) + "\n")):
         if path:
             directory = os.path.dirname(os.path.abspath(path))
             os.makedirs(directory, exist_ok=True)

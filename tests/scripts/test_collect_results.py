@@ -81,14 +81,22 @@ def test_runs_listing_gives_scores_storage_wall_time_and_runnable_commands(tmp_p
                    command_line="/usr/bin/python3 run_glue.py --model_name_or_path /models/minilm "
                                 "--adapter_config 'proadapter[reduction_factor=12]'")
     results_path.write_text(json.dumps(results))
-    write_run(tmp_path, "seq_bn", "mrpc", 42, 70.0, done=False)  # unfinished: not listed
-    assert main([str(tmp_path), "--runs"]) == 0
+    write_run(tmp_path, "seq_bn", "mrpc", 42, 70.0, done=False)  # unfinished: a note, not a row
+    write_run(tmp_path, "proadapter", "mrpc", 43, 75.0)
+    (tmp_path / "proadapter" / "mrpc" / "seed43" / "all_results.json").write_text(
+        json.dumps({"task": "xsum", "method": "proadapter", "seed": 43, "test": {"rouge1": 30.0}}))
+    numbers_path = tmp_path / "out" / "runs.json"
+    assert main([str(tmp_path), "--runs", "--json", str(numbers_path)]) == 0
     printed = capsys.readouterr().out
-    row = next(line for line in printed.splitlines() if line.startswith("| mrpc |"))
-    assert [c.strip() for c in row.strip("|").split("|")] == [
+    rows = [line for line in printed.splitlines() if line.startswith("| mrpc |")]
+    assert [[c.strip() for c in row.strip("|").split("|")] for row in rows] == [[
         "mrpc", "proadapter/mrpc/seed42", "42", "accuracy/f1 80.00 / 81.00", "0.130", "124026",
-        "448 (resumed: last process only)"]
-    assert "seq_bn" not in printed
+        "448 (resumed: last process only)"]]
+    assert "seq_bn/mrpc/seed42 (no DONE marker" in printed  # listed as skipped
+    assert "seed43 (task 'xsum' is not a GLUE task)" in printed  # skipped, not a crash
+    records = json.loads(numbers_path.read_text())
+    assert [(r["run"], r["test"], r["bytes_on_disk"], r["resumed"]) for r in records] == [
+        ("proadapter/mrpc/seed42", {"accuracy": 80.0, "f1": 81.0}, 124026, True)]
     assert ("python3 run_glue.py --model_name_or_path \"$MODEL\" --adapter_config "
             "'proadapter[reduction_factor=12]'") in printed
     assert "`$MODEL`: /models/minilm" in printed
