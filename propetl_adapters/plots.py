@@ -8,7 +8,8 @@ A result is any ``all_results.json`` below the folder. Its setting is read from 
 folder named like ``<variant>_k<k>`` (sparsity), ``<method>_bn<size>`` (storage) or one of the four
 ablation settings; the task and score come from the file (a GLUE run's test main metric, or a
 ``run_seq2seq.py`` run's test average). Seeds of one setting are averaged; error bars are their
-standard deviation. Each command writes ``<kind>_<task>.png`` and ``<kind>.md``.
+standard deviation. Each command writes ``<kind>_<task>.png`` and ``<kind>.md``; the figure plots the main
+metric, the table gives every test metric of the task (MRPC: accuracy / F1).
 """
 
 import argparse
@@ -19,6 +20,9 @@ import statistics
 import sys
 from collections import defaultdict
 from typing import Dict, List, Optional, Tuple
+
+from .atomic import atomic_write_text
+from .glue.tasks import get_task
 
 ABLATION_ORDER = ("proadapter", "only_share", "only_mask", "random_mask")
 PATTERNS = {"sparsity": re.compile(r"^(?P<series>[a-z_]+)_k(?P<x>[0-9.]+)$"),
@@ -33,19 +37,25 @@ class ResultsError(ValueError):
     pass
 
 
-def _score(results: dict) -> Tuple[str, str, float]:
-    """(task, metric name, score) of one all_results.json."""
+def _scores(results: dict) -> Tuple[str, str, Dict[str, float]]:
+    """(task, main metric, {metric: test score}) of one all_results.json; the main metric comes first."""
     if "task" in results and "main_metric" in results:
-        metric = results["main_metric"]
-        return results["task"], metric, float(results["test"][metric])
+        metric, test = results["main_metric"], results["test"]
+        try:
+            others = [m for m in get_task(results["task"]).metrics if m != metric and m in test]
+        except ValueError:  # not a GLUE task: its main metric only
+            others = []
+        return results["task"], metric, {m: float(test[m]) for m in (metric, *others)}
     if "tasks" in results:
         task = "+".join(results["tasks"])
-        return task, "test average", float(results.get("test_average", results["test"]["test_average"]))
+        return task, "test average", {"test average": float(results.get("test_average",
+                                                                         results["test"]["test_average"]))}
     raise ResultsError("neither a run_glue nor a run_seq2seq result")
 
 
 def collect(kind: str, root: str) -> List[dict]:
-    """One record per result file: series, x, task, metric, score, bls_percent, path."""
+    """One record per result file: series, x, task, metric, score (of the main metric), scores (every test
+    metric), bls_percent, path."""
     if not os.path.isdir(root):
         raise ResultsError(f"{root}: not a folder")
     records = []
@@ -63,11 +73,11 @@ def collect(kind: str, root: str) -> List[dict]:
             except json.JSONDecodeError as err:
                 raise ResultsError(f"{path}: not valid JSON ({err})") from err
         try:
-            task, metric, score = _score(results)
+            task, metric, scores = _scores(results)
         except (KeyError, ResultsError) as err:
             raise ResultsError(f"{path}: {err}") from err
         records.append({"series": match.group("series"), "x": float(match.groupdict().get("x") or 0), "task": task,
-                        "metric": metric, "score": score, "path": path,
+                        "metric": metric, "score": scores[metric], "scores": scores, "path": path,
                         "bls_percent": (results.get("storage") or {}).get("bls_percent")})
     if not records:
         raise ResultsError(f"{root}: no all_results.json below a folder named like {PATTERNS[kind].pattern}")
@@ -75,7 +85,8 @@ def collect(kind: str, root: str) -> List[dict]:
 
 
 def aggregate(records: List[dict]) -> Dict[str, Dict[str, Dict[float, dict]]]:
-    """task -> series -> x -> {mean, std, n, bls_percent}."""
+    """task -> series -> x -> {mean, std, n, bls_percent, metric, all}: mean and std of the main metric, and
+    ``all``: {metric: (mean, std)} for every test metric."""
     grouped = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for r in records:
         grouped[r["task"]][r["series"]][r["x"]].append(r)
@@ -85,13 +96,17 @@ def aggregate(records: List[dict]) -> Dict[str, Dict[str, Dict[float, dict]]]:
         for series, by_x in by_series.items():
             table[task][series] = {}
             for x, runs in sorted(by_x.items()):
-                scores = [r["score"] for r in runs]
                 bls = [r["bls_percent"] for r in runs if r["bls_percent"] is not None]
-                table[task][series][x] = {"mean": statistics.mean(scores), "n": len(scores),
-                                          "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+                every = {m: _mean_std([r["scores"][m] for r in runs if m in r["scores"]]) for m in runs[0]["scores"]}
+                mean, std = every[runs[0]["metric"]]
+                table[task][series][x] = {"mean": mean, "std": std, "n": len(runs), "all": every,
                                           "bls_percent": statistics.mean(bls) if bls else None,
                                           "metric": runs[0]["metric"]}
     return table
+
+
+def _mean_std(values: List[float]) -> Tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def _label(series: str) -> str:
@@ -101,7 +116,14 @@ def _label(series: str) -> str:
 def _cell(point: Optional[dict]) -> str:
     if point is None:
         return ""
-    return f"{point['mean']:.2f}" + (f" ± {point['std']:.2f}" if point["n"] > 1 else "") + f" (n={point['n']})"
+    spread = point["n"] > 1
+    return " / ".join(f"{mean:.2f}" + (f" ± {std:.2f}" if spread else "") for mean, std in point["all"].values()) \
+        + f" (n={point['n']})"
+
+
+def _metric_names(by_series: dict) -> str:
+    """The table's metric header, e.g. "accuracy / f1": every metric its cells give, in their order."""
+    return " / ".join(next(iter(next(iter(by_series.values())).values()))["all"])
 
 
 def plot(kind: str, root: str, out: str) -> List[str]:
@@ -116,6 +138,7 @@ def plot(kind: str, root: str, out: str) -> List[str]:
     written, markdown = [], [f"# {kind} results from `{root}`", ""]
     for task, by_series in sorted(table.items()):
         metric = next(iter(next(iter(by_series.values())).values()))["metric"]
+        metrics = _metric_names(by_series)
         figure, axes = plt.subplots(figsize=(6.4, 4.2))
         if kind == "ablation":
             names = [s for s in ABLATION_ORDER if s in by_series]
@@ -125,7 +148,7 @@ def plot(kind: str, root: str, out: str) -> List[str]:
             low = min(p["mean"] - p["std"] for p in points)
             axes.set_ylim(max(0.0, low - 5), None)
             axes.set_xlabel("setting (parameter-matched BLS)")
-            markdown += [f"## {task}: test {metric} (%)", "", "| setting | score |", "|---|---:|"]
+            markdown += [f"## {task}: test {metrics} (%)", "", "| setting | score |", "|---|---:|"]
             markdown += [f"| {_label(s)} | {_cell(p)} |" for s, p in zip(names, points)]
         else:
             for series, by_x in sorted(by_series.items()):
@@ -143,7 +166,7 @@ def plot(kind: str, root: str, out: str) -> List[str]:
             if kind == "sparsity":
                 axes.set_xlabel("kept fraction k of each mask (★ best k)")
                 xs_all = sorted({x for by_x in by_series.values() for x in by_x})
-                markdown += [f"## {task}: test {metric} (%) by k", "",
+                markdown += [f"## {task}: test {metrics} (%) by k", "",
                              "| variant | " + " | ".join(f"k={x:g}" for x in xs_all) + " | best k |",
                              "|---|" + "---:|" * (len(xs_all) + 1)]
                 for series, by_x in sorted(by_series.items()):
@@ -157,7 +180,7 @@ def plot(kind: str, root: str, out: str) -> List[str]:
                 axes.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}".lstrip("0.")[:1]
                                                              in ("2", "5") else ""))
                 axes.set_xlabel("bit-level storage (% of the base model, log scale)")
-                markdown += [f"## {task}: test {metric} (%) against storage", "",
+                markdown += [f"## {task}: test {metrics} (%) against storage", "",
                              "| method | bottleneck | BLS % | score |", "|---|---:|---:|---:|"]
                 for series, by_x in sorted(by_series.items()):
                     markdown += [f"| {_label(series)} | {x:g} | {p['bls_percent']:.4f} | {_cell(p)} |"
@@ -173,8 +196,7 @@ def plot(kind: str, root: str, out: str) -> List[str]:
         written.append(path)
         markdown.append("")
     table_path = os.path.join(out, f"{kind}.md")
-    with open(table_path, "w", encoding="utf-8") as f:
-        f.write("\n".join(markdown))
+    atomic_write_text(table_path, "\n".join(markdown))
     return written + [table_path]
 
 

@@ -62,3 +62,18 @@ def test_empty_or_broken_folders_give_clear_errors(tmp_path, capsys):
     (bad / "all_results.json").write_text("{not json")
     with pytest.raises(ResultsError, match="not valid JSON"):
         collect("sparsity", str(tmp_path))
+
+
+def test_tables_give_every_test_metric_of_the_task_with_the_main_one_first(tmp_path):
+    root = tmp_path / "storage"
+    for seed, shift in ((42, 0.0), (43, 2.0)):
+        folder = root / "seq_bn_bn8" / "mrpc" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "all_results.json").write_text(json.dumps({
+            "task": "mrpc", "main_metric": "f1", "test": {"accuracy": 77.0 + shift, "f1": 85.0 + shift, "loss": 0.4},
+            "storage": {"bls_percent": 0.17}}))
+    out = tmp_path / "figures"
+    assert main(["storage", str(root), "--out", str(out)]) == 0
+    storage = (out / "storage.md").read_text()
+    assert "## mrpc: test f1 / accuracy (%) against storage" in storage
+    assert "| Adapter | 8 | 0.1700 | 86.00 ± 1.41 / 78.00 ± 1.41 (n=2) |" in storage  # the loss is left out
