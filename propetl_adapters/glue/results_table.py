@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..atomic import atomic_write_text
 from .metrics import paper_average
-from .tasks import get_task
+from .tasks import GlueTask, get_task
 
 RESULTS_FILE = "all_results.json"
 DONE_FILE = "DONE"
@@ -71,7 +71,7 @@ def find_results(root: str) -> Tuple[List[Tuple[str, dict]], List[str]]:
     return found, skipped
 
 
-def find_glue_runs(root: str) -> Tuple[List[Tuple[str, dict, object]], List[str]]:
+def find_glue_runs(root: str) -> Tuple[List[Tuple[str, dict, GlueTask]], List[str]]:
     """``([(run folder, results, GLUE task spec), ...], [notes on skipped folders])``; both the table and the
     run list read only these, so a non-GLUE or unfinished run is skipped the same way in each."""
     found, skipped = find_results(root)
