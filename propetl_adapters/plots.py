@@ -22,6 +22,7 @@ from collections import defaultdict
 from typing import Dict, List, Optional, Tuple
 
 from .atomic import atomic_write_text
+from .glue.metrics import mean_and_std
 from .glue.tasks import get_task
 
 ABLATION_ORDER = ("proadapter", "only_share", "only_mask", "random_mask")
@@ -54,8 +55,8 @@ def _scores(results: dict) -> Tuple[str, str, Dict[str, float]]:
 
 
 def collect(kind: str, root: str) -> List[dict]:
-    """One record per result file: series, x, task, metric, score (of the main metric), scores (every test
-    metric), bls_percent, path."""
+    """One record per result file: series, x, task, metric (the main one), scores (every test metric),
+    bls_percent, path."""
     if not os.path.isdir(root):
         raise ResultsError(f"{root}: not a folder")
     records = []
@@ -77,7 +78,7 @@ def collect(kind: str, root: str) -> List[dict]:
         except (KeyError, ResultsError) as err:
             raise ResultsError(f"{path}: {err}") from err
         records.append({"series": match.group("series"), "x": float(match.groupdict().get("x") or 0), "task": task,
-                        "metric": metric, "score": scores[metric], "scores": scores, "path": path,
+                        "metric": metric, "scores": scores, "path": path,
                         "bls_percent": (results.get("storage") or {}).get("bls_percent")})
     if not records:
         raise ResultsError(f"{root}: no all_results.json below a folder named like {PATTERNS[kind].pattern}")
@@ -97,16 +98,12 @@ def aggregate(records: List[dict]) -> Dict[str, Dict[str, Dict[float, dict]]]:
             table[task][series] = {}
             for x, runs in sorted(by_x.items()):
                 bls = [r["bls_percent"] for r in runs if r["bls_percent"] is not None]
-                every = {m: _mean_std([r["scores"][m] for r in runs if m in r["scores"]]) for m in runs[0]["scores"]}
+                every = {m: mean_and_std([r["scores"][m] for r in runs if m in r["scores"]]) for m in runs[0]["scores"]}
                 mean, std = every[runs[0]["metric"]]
                 table[task][series][x] = {"mean": mean, "std": std, "n": len(runs), "all": every,
                                           "bls_percent": statistics.mean(bls) if bls else None,
                                           "metric": runs[0]["metric"]}
     return table
-
-
-def _mean_std(values: List[float]) -> Tuple[float, float]:
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def _label(series: str) -> str:
@@ -121,11 +118,6 @@ def _cell(point: Optional[dict]) -> str:
         + f" (n={point['n']})"
 
 
-def _metric_names(by_series: dict) -> str:
-    """The table's metric header, e.g. "accuracy / f1": every metric its cells give, in their order."""
-    return " / ".join(next(iter(next(iter(by_series.values())).values()))["all"])
-
-
 def plot(kind: str, root: str, out: str) -> List[str]:
     """Write the figures and the markdown table; returns the written paths."""
     import matplotlib
@@ -137,8 +129,8 @@ def plot(kind: str, root: str, out: str) -> List[str]:
     os.makedirs(out, exist_ok=True)
     written, markdown = [], [f"# {kind} results from `{root}`", ""]
     for task, by_series in sorted(table.items()):
-        metric = next(iter(next(iter(by_series.values())).values()))["metric"]
-        metrics = _metric_names(by_series)
+        first_point = next(iter(next(iter(by_series.values())).values()))
+        metric, metrics = first_point["metric"], " / ".join(first_point["all"])  # main metric; every table metric
         figure, axes = plt.subplots(figsize=(6.4, 4.2))
         if kind == "ablation":
             names = [s for s in ABLATION_ORDER if s in by_series]

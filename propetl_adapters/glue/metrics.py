@@ -144,6 +144,12 @@ def paper_average(results_by_task: Mapping[str, Mapping[str, float]]) -> float:
     return float(np.mean(numbers))
 
 
+def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value) of scores over seeds."""
+    mean = float(np.mean(values))
+    return mean, float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
 def _paired_arrays(predictions: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Validate two inputs as equally long, non-empty, finite 1-D arrays."""
     arrays = []

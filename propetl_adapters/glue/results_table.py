@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..atomic import atomic_write_text
-from .metrics import paper_average
+from .metrics import mean_and_std, paper_average
 from .tasks import GlueTask, get_task
 
 RESULTS_FILE = "all_results.json"
@@ -124,15 +123,8 @@ def aggregate(root: str, group_by: str = "method") -> Tuple[Dict[str, dict], Lis
     return groups, notes
 
 
-def _mean_std(values: Sequence[float]) -> Tuple[float, float]:
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
 def _cell(values: Sequence[float]) -> str:
-    mean, std = _mean_std(values)
+    mean, std = mean_and_std(values)
     return f"{mean:.2f}" if len(values) < 2 else f"{mean:.2f} ± {std:.2f}"
 
 
@@ -156,15 +148,15 @@ def render_table(groups: Dict[str, dict], notes: Sequence[str] = (), paper: bool
                 continue
             metrics = data["tasks"][task]
             cells.append(" / ".join(_cell(values) for values in metrics.values()))
-            means[task] = {m: _mean_std(values)[0] for m, values in metrics.items()}
+            means[task] = {m: mean_and_std(values)[0] for m, values in metrics.items()}
         average = paper_average(means) if means else float("nan")
         avg_cell = f"{average:.2f}"
         if len(means) < len(TABLE_TASKS):
             avg_cell += "*"
         seed_counts = sorted({len(s) for s in data["seeds"].values()})
         seeds = "/".join(str(n) for n in seed_counts)
-        params = f"{_mean_std(data['trainable_percent'])[0]:.3f}" if data["trainable_percent"] else "–"
-        bls = f"{_mean_std(data['bls_percent'])[0]:.3f}" if data["bls_percent"] else "–"
+        params = f"{mean_and_std(data['trainable_percent'])[0]:.3f}" if data["trainable_percent"] else "–"
+        bls = f"{mean_and_std(data['bls_percent'])[0]:.3f}" if data["bls_percent"] else "–"
         label = METHOD_LABELS.get(group, group)
         lines.append("| " + " | ".join([label, *cells, avg_cell, params, bls, seeds]) + " |")
     if paper:
