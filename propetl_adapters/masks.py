@@ -36,18 +36,26 @@ def topk_binary_mask(scores: torch.Tensor, kept: int) -> torch.Tensor:
 
 
 class _StraightThroughTopK(torch.autograd.Function):
-    """m = h(s) forward; dL/ds = dL/dm backward (h treated as the identity)."""
+    """m = h(|s|) forward; backward treats h as the identity on |s|, so dL/ds = sign(s) * dL/dm (SPEC §1.1).
+
+    The sign matters: the mask ranks |s|, so for a negative score, raising |s| means lowering s. Passing
+    dL/dm to s unchanged (an earlier version did) moves every negative score against the loss.
+    sign(0) counts as +1 so that a score at exactly 0 (a dropped entry of a loaded mask) can still grow.
+    """
 
     @staticmethod
     def forward(ctx, scores: torch.Tensor, kept: int) -> torch.Tensor:
+        ctx.save_for_backward(scores)
         return topk_binary_mask(scores, kept)
 
     @staticmethod
     def backward(ctx, grad_mask: torch.Tensor):
-        return grad_mask, None
+        (scores,) = ctx.saved_tensors
+        return torch.where(scores < 0, -grad_mask, grad_mask), None
 
 
 def straight_through_mask(scores: torch.Tensor, kept: int) -> torch.Tensor:
+    """The top-``kept`` mask of |scores| with the straight-through gradient sign(s) * dL/dm."""
     return _StraightThroughTopK.apply(scores, kept)
 
 

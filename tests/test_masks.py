@@ -18,14 +18,53 @@ def test_topk_keeps_exactly_the_largest_magnitudes_per_tensor():
     assert mask.tolist() == [[0, 1, 0], [1, 0, 1]]
 
 
-def test_straight_through_gradient_is_the_gradient_of_the_mask():
-    torch.manual_seed(0)
-    scores = torch.randn(4, 5, requires_grad=True)
-    weight = torch.randn(4, 5)
-    mask = straight_through_mask(scores, 10)
-    (weight * mask).sum().backward()
-    # d(sum(W * m))/dm = W, and the STE passes it unchanged to the scores.
-    assert torch.equal(scores.grad, weight)
+def test_straight_through_gradient_is_sign_of_score_times_the_gradient_of_the_mask():
+    # Scores of both signs and one exact zero: h ranks |s|, so dL/ds = sign(s) * dL/dm, with sign(0) = +1.
+    scores = torch.tensor([[0.5, -2.0, 0.0], [-0.1, 3.0, -0.7]], requires_grad=True)
+    weight = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    mask = straight_through_mask(scores, 3)
+    assert mask.tolist() == [[0, 1, 0], [0, 1, 1]]
+    (weight * mask).sum().backward()  # dL/dm = W
+    assert scores.grad.tolist() == [[1.0, -2.0, 3.0], [-4.0, 5.0, -6.0]]
+
+
+def _recovery_agreement(rule, steps=600, seed=0):
+    """Train only the scores of one mask to reproduce x (W * m*)^T for a fixed W and a random target m*.
+
+    ``rule`` builds the 0/1 mask from the scores; returns the fraction of entries where the learned mask equals m*.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(32, 64, generator=generator)
+    target = topk_binary_mask(torch.rand(32, 64, generator=generator), kept_count(0.5, 32 * 64))
+    mask = TensorMask((32, 64), 0.5, "learned")
+    with torch.no_grad():
+        mask.scores.copy_(torch.empty(32, 64).uniform_(-0.125, 0.125, generator=generator))
+    optimizer = torch.optim.Adam(mask.parameters(), lr=1e-2)
+    for _ in range(steps):
+        x = torch.randn(16, 64, generator=generator)
+        loss = ((x @ (weight * rule(mask)).T - x @ (weight * target).T) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return (mask.binary() == target).float().mean().item()
+
+
+def test_a_learned_mask_recovers_a_known_sub_network():
+    assert _recovery_agreement(lambda mask: mask(mask.scores)) >= 0.95
+
+
+def test_the_recovery_check_fails_for_the_rule_that_ignores_the_sign():
+    # The same training with dL/ds = dL/dm (the old, wrong rule) stays near chance: the check can fail.
+    class SignBlind(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, scores, kept):
+            return topk_binary_mask(scores, kept)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad, None
+
+    assert _recovery_agreement(lambda mask: SignBlind.apply(mask.scores, mask.kept)) < 0.8
 
 
 def test_or_mask_forward_and_gradient_reach_both_masks():

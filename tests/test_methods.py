@@ -5,6 +5,7 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification, T5ForConditionalGeneration
 
+from propetl_adapters import active_task
 from propetl_adapters.masks import TensorMask
 from propetl_adapters.serialization import adapter_masks
 from tests.conftest import VARIANTS, build_adapter_model, model_inputs, model_output, tiny_config
@@ -51,6 +52,36 @@ def test_forward_backward_reaches_prototype_and_every_score(arch, variant):
     grads = [m.scores.grad for m in _learned_masks(model)]
     assert all(g is not None for g in grads)
     assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def _score_gradients(model, arch):
+    model.zero_grad()
+    (model_output(model, model_inputs(arch)).float() ** 2).mean().backward()
+    # Task b's masks are not in the graph when task a runs: their gradient stays None, counted as 0.
+    return [torch.zeros_like(m.scores) if m.scores.grad is None else m.scores.grad.clone() for m in _learned_masks(model)]
+
+
+@pytest.mark.parametrize("setting", ["", ",shared=False", ",tasks=a|b"])
+def test_score_gradients_follow_the_sign_of_the_score(arch, variant, setting):
+    # Masks rank |s|, so negating every score keeps every mask and must negate every score gradient
+    # (dL/ds = sign(s) dL/dm). Covers layer masks, the only-mask ablation and hybrid layer/task masks.
+    if setting.startswith(",tasks") and variant == "proprefix":
+        pytest.skip("ProPrefix has no multi-task form")
+    model = build_adapter_model(arch, VARIANTS[variant][:-1] + setting + "]")
+    model.eval()  # no dropout: both passes must see the same network
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.requires_grad and "scores" not in name:
+                param.normal_(std=0.5)  # LoRA's zero B would give every score a zero gradient
+    with active_task("a"):
+        before = _score_gradients(model, arch)
+        with torch.no_grad():
+            for mask in _learned_masks(model):
+                mask.scores.neg_()
+        after = _score_gradients(model, arch)
+    assert sum(float(g.abs().sum()) for g in before) > 0
+    for grad_before, grad_after in zip(before, after):
+        assert torch.allclose(grad_after, -grad_before, atol=1e-6)
 
 
 def test_changing_the_prototype_changes_every_layer(variant):

@@ -6,7 +6,7 @@ from adapters import AdapterConfig
 
 from conftest import build_adapter_model, model_inputs, model_output
 from propetl_adapters import active_task, add_task, freeze_masks
-from propetl_adapters.masks import TensorMask, or_masks
+from propetl_adapters.masks import TensorMask, kept_count, or_masks
 from propetl_adapters.multitask import TaskRoutingError, task_bank
 from propetl_adapters.serialization import adapter_masks
 from propetl_adapters.storage import storage_report
@@ -64,9 +64,39 @@ def test_or_rule_passes_the_straight_through_gradient_to_both_score_tensors():
     combined = or_masks(m_l, m_t)
     assert torch.equal(combined, torch.maximum(layer.binary(), task.binary()))
     (weight * combined).sum().backward()
-    # d(1-(1-a)(1-b))/da = 1-b: a layer score gets the weight where the task mask is off, and vice versa.
-    assert torch.allclose(layer.scores.grad, weight * (1 - task.binary()))
-    assert torch.allclose(task.scores.grad, weight * (1 - layer.binary()))
+    # d(1-(1-a)(1-b))/da = 1-b: a layer score gets the weight where the task mask is off, and vice versa,
+    # times sign(s) because each mask ranks |s|.
+    assert torch.allclose(layer.scores.grad, layer.scores.sign() * weight * (1 - task.binary()))
+    assert torch.allclose(task.scores.grad, task.scores.sign() * weight * (1 - layer.binary()))
+
+
+def test_hybrid_layer_and_task_masks_recover_known_sub_networks():
+    # 3 layers x 2 tasks share one fixed weight; layer l runs task t with m_l OR m_t. Training only the scores
+    # to reproduce x (W * (m*_l OR m*_t))^T for random targets must recover every (layer, task) sub-network.
+    torch.manual_seed(0)  # the scores' initialisation
+    generator = torch.Generator().manual_seed(0)
+    shape, density = (24, 48), 0.3
+    weight = torch.randn(shape, generator=generator)
+    kept = kept_count(density, weight.numel())
+
+    def random_target():
+        chosen = torch.randperm(weight.numel(), generator=generator)[:kept]
+        return torch.zeros(weight.numel()).index_fill_(0, chosen, 1.0).view(shape)
+
+    targets = {name: random_target() for name in ("l0", "l1", "l2", "t0", "t1")}
+    masks = torch.nn.ModuleDict({name: TensorMask(shape, density, "learned") for name in targets})
+    optimizer = torch.optim.Adam(masks.parameters(), lr=1e-2)
+    pairs = [(f"l{layer}", f"t{task}") for layer in range(3) for task in range(2)]
+    for _ in range(800):
+        x = torch.randn(16, shape[1], generator=generator)
+        loss = sum(((x @ (weight * or_masks(masks[l](weight), masks[t](weight))).T
+                     - x @ (weight * or_masks(targets[l], targets[t])).T) ** 2).mean() for l, t in pairs)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for l, t in pairs:
+        learned = torch.maximum(masks[l].binary(), masks[t].binary())
+        assert (learned == or_masks(targets[l], targets[t])).float().mean() >= 0.95, (l, t)
 
 
 @pytest.mark.parametrize("arch", ["bert", "t5"])
