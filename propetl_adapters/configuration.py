@@ -34,9 +34,16 @@ class ProPETLFields:
         tasks: task names of a multi-task adapter with hybrid layer/task masks (SPEC §1.3): a list,
             or one string 'rte|mrpc|stsb' (so ``proadapter[tasks=rte|mrpc]`` works). Empty: single task.
         task_density: kept fraction of every task mask.
-        density: kept fraction of every layer mask; None means 0.5 for a single task and 0.3 with
-            ``tasks`` (the paper's setting, which keeps about half of the prototype after the OR).
+        density: kept fraction of every layer mask; None means the variant's ``default_density`` for a single
+            task (the reference scripts' k: ProAdapter 0.5, ProLoRA 0.1, ProPrefix 0.1; the paper's text says
+            0.5 for all) and 0.3 with ``tasks`` (the paper's setting, which keeps about half of the prototype
+            after the OR).
     """
+
+    # Class-level facts of each variant's reference scripts (not dataclass fields, so not saved in configs).
+    default_density = 0.5
+    # Mask learning rate / prototype learning rate of the reference scripts (ProAdapter 3e-3 / 1e-4).
+    reference_mask_lr_ratio = 30.0
 
     density: Optional[float] = None
     shared: bool = True
@@ -68,7 +75,7 @@ class ProPETLFields:
         """The kept fraction of every layer mask (``density``, or its default for one task / several tasks)."""
         if self.density is not None:
             return self.density
-        return 0.3 if self.tasks else 0.5
+        return 0.3 if self.tasks else self.default_density
 
     def plain_config(self) -> AdapterConfig:
         """The AdapterHub config of the plain method with the same geometry (used after freezing masks)."""
@@ -99,6 +106,8 @@ class ProLoRAConfig(LoRAConfig, ProPETLFields):
     r: int = 32
     alpha: int = 48
     propetl_method: str = "prolora"
+    default_density = 0.1
+    reference_mask_lr_ratio = 300.0  # 3e-2 / 1e-4
 
     def __post_init__(self):
         self.validate_propetl_fields()
@@ -110,11 +119,19 @@ class ProLoRAConfig(LoRAConfig, ProPETLFields):
 
 @dataclass(eq=False)
 class ProPrefixConfig(PrefixTuningConfig, ProPETLFields):
-    """ProPrefix: one generated key/value prefix pair shared by all layers; the pair is masked per layer."""
+    """ProPrefix: one generated key/value prefix pair shared by all layers; the pair is masked per layer.
+
+    ``joint_kv_mask``: one (prefix_length, 2 * inner) mask per layer that ranks the key and value prefixes
+    together, as the reference does (default); False gives separate key and value masks (each top-k on its own),
+    which is how adapters saved before this field existed were trained.
+    """
 
     prefix_length: int = 64
     bottleneck_size: int = 512
+    joint_kv_mask: bool = True
     propetl_method: str = "proprefix"
+    default_density = 0.1
+    reference_mask_lr_ratio = 1.0  # 1e-4 / 1e-4
 
     def __post_init__(self):
         self.validate_propetl_fields()

@@ -55,7 +55,7 @@ def _frozen_prefix_group(group, plain_config: PrefixTuningConfig) -> PrefixTunin
     pairs = group.pairs()
     inner = group.n_heads * group.head_dim
     for location_key, location in group.location_masks().items():
-        n_layers = len(location.key_masks)
+        n_layers = location.n_layers
         flat = FlatPrefixTuning(n_layers, group.n_heads, inner, plain_config, n_embd_per_head=group.head_dim)
         per_layer = [torch.stack(group.masked_layer_prefixes(pairs, location, layer), dim=1) for layer in range(n_layers)]
         # FlatPrefixTuning reads its vector as (prefix_length, n_layers * 2, n_heads, head_dim).

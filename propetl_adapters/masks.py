@@ -69,15 +69,16 @@ def or_masks(mask_a: torch.Tensor, mask_b: torch.Tensor) -> torch.Tensor:
     return 1.0 - (1.0 - mask_a) * (1.0 - mask_b)
 
 
-def new_scores(shape: Tuple[int, ...]) -> nn.Parameter:
-    """Scores initialised like a linear layer's weight (kaiming-uniform, a = sqrt(5))."""
-    scores = torch.empty(shape)
-    if len(shape) >= 2:
-        nn.init.kaiming_uniform_(scores, a=math.sqrt(5))
-    else:
-        bound = 1.0 / math.sqrt(shape[0])
-        nn.init.uniform_(scores, -bound, bound)
-    return nn.Parameter(scores)
+def new_scores(shape: Tuple[int, ...], fan_in: Optional[int] = None) -> nn.Parameter:
+    """Scores initialised like a linear layer's weight: uniform in ±1/sqrt(fan_in) (kaiming-uniform, a = sqrt(5)).
+
+    ``fan_in`` defaults to the tensor's own (``shape[1:]`` for 2-D, ``shape[0]`` for 1-D). The bound sets how far a
+    score sits from zero, so, with a given mask learning rate, how many steps it takes to flip an entry.
+    """
+    if fan_in is None:
+        fan_in = math.prod(shape[1:]) if len(shape) >= 2 else shape[0]
+    bound = 1.0 / math.sqrt(fan_in)
+    return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
 
 
 class TensorMask(nn.Module):
@@ -91,7 +92,8 @@ class TensorMask(nn.Module):
     and is also dropped when the scores' storage or version changes.
     """
 
-    def __init__(self, shape: Tuple[int, ...], density: float, mode: str, what: str = "tensor"):
+    def __init__(self, shape: Tuple[int, ...], density: float, mode: str, what: str = "tensor",
+                 fan_in: Optional[int] = None):
         super().__init__()
         if mode not in ("learned", "random", "off"):
             raise ValueError(f"unknown mask mode {mode!r}")
@@ -100,7 +102,7 @@ class TensorMask(nn.Module):
         self.density = density
         self.kept = kept_count(density, math.prod(self.shape), what) if mode != "off" else math.prod(self.shape)
         if mode == "learned":
-            self.scores = new_scores(self.shape)
+            self.scores = new_scores(self.shape, fan_in)
         self._cache: Optional[Tuple[tuple, torch.Tensor]] = None
 
     @property

@@ -191,7 +191,11 @@ def read_saved_config(folder: str) -> Optional[dict]:
     if not os.path.isfile(path):
         return None
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        saved = json.load(f)
+    config = saved.get("config") if isinstance(saved, dict) else None
+    if isinstance(config, dict) and config.get("propetl_method") == "proprefix":
+        config.setdefault("joint_kv_mask", False)  # saved before the field existed: separate key/value masks
+    return saved
 
 
 def is_propetl_folder(folder: str) -> bool:

@@ -106,7 +106,7 @@ def _plain_figures(model, adapter_name: str, config, base: int) -> StorageFigure
     else:
         stored = trainable = 0
         for group in prefix_groups(model, adapter_name).values():
-            n_layers = sum(len(loc.key_masks) for loc in group.location_masks().values())
+            n_layers = sum(loc.n_layers for loc in group.location_masks().values())
             inner = group.n_heads * group.head_dim
             stored += n_layers * 2 * config.prefix_length * inner
             trainable += (config.prefix_length * group.input_size + (group.input_size + 1) * config.bottleneck_size

@@ -6,6 +6,7 @@ import torch
 from adapters import AdapterTrainer, Seq2SeqAdapterTrainer
 from transformers.trainer_pt_utils import get_parameter_names
 
+from .configuration import is_propetl_config
 from .masks import TensorMask
 
 NO_DECAY_TYPES = (torch.nn.LayerNorm,)
@@ -21,12 +22,29 @@ def mask_score_parameters(model: torch.nn.Module) -> List[torch.nn.Parameter]:
     return scores
 
 
+def reference_mask_learning_rate(model: torch.nn.Module, learning_rate: float) -> float:
+    """``learning_rate`` times the reference scripts' mask/prototype ratio of the model's ProPETL adapters
+    (ProAdapter 30, ProLoRA 300, ProPrefix 1); ValueError when adapters with different ratios train together."""
+    configs = getattr(model, "adapters_config", None)
+    ratios = {type(config).__name__: config.reference_mask_lr_ratio
+              for config in (configs.get(name) for name in configs.adapters) if is_propetl_config(config)} \
+        if configs is not None else {}
+    if len(set(ratios.values())) > 1:
+        raise ValueError(f"adapters {sorted(ratios)} have different reference mask learning rates "
+                         f"({ratios} x the learning rate); pass mask_learning_rate explicitly.")
+    return learning_rate * next(iter(ratios.values()), 1.0)
+
+
 def propetl_parameter_groups(model: torch.nn.Module, weight_decay: float, mask_learning_rate: Optional[float] = None,
-                             mask_weight_decay: float = 0.0, learning_rate: Optional[float] = None) -> List[Dict]:
+                             mask_weight_decay: Optional[float] = None,
+                             learning_rate: Optional[float] = None) -> List[Dict]:
     """Up to four AdamW groups: (non-mask | mask) x (decay | no decay). Biases and layer norms never decay.
 
-    ``mask_learning_rate=None`` keeps the masks at the main learning rate.
+    ``mask_learning_rate=None`` keeps the masks at the main learning rate; ``mask_weight_decay=None`` decays the
+    scores like every other weight (``weight_decay``), as the reference does.
     """
+    if mask_weight_decay is None:
+        mask_weight_decay = weight_decay
     decay_names = set(get_parameter_names(model, list(NO_DECAY_TYPES)))
     decay_names = {n for n in decay_names if not n.endswith("bias")}
     mask_ids = {id(p) for p in mask_score_parameters(model)}
@@ -50,14 +68,21 @@ def propetl_parameter_groups(model: torch.nn.Module, weight_decay: float, mask_l
 
 
 class _MaskLearningRateMixin:
-    def __init__(self, *args, mask_learning_rate: Optional[float] = None, mask_weight_decay: float = 0.0, **kwargs):
+    """``mask_learning_rate=None``: the reference ratio times ``args.learning_rate`` (``reference_mask_learning_rate``);
+    ``mask_weight_decay=None``: ``args.weight_decay``."""
+
+    def __init__(self, *args, mask_learning_rate: Optional[float] = None, mask_weight_decay: Optional[float] = None,
+                 **kwargs):
         self.mask_learning_rate = mask_learning_rate
         self.mask_weight_decay = mask_weight_decay
         super().__init__(*args, **kwargs)
 
     def create_optimizer(self):
         if self.optimizer is None:
-            groups = propetl_parameter_groups(self.model, self.args.weight_decay, self.mask_learning_rate,
+            mask_learning_rate = self.mask_learning_rate
+            if mask_learning_rate is None:
+                mask_learning_rate = reference_mask_learning_rate(self.model, self.args.learning_rate)
+            groups = propetl_parameter_groups(self.model, self.args.weight_decay, mask_learning_rate,
                                               self.mask_weight_decay)
             optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)

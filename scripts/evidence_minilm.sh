@@ -24,6 +24,9 @@
 #   single_pro     single-task ProAdapter on MRPC, RTE, CoLA (the ProAdapter half of table1_adapter)
 #   hyperformer    the same multi-task run with Hyperformer++ (reduction 32, layer norms trainable as in its
 #                  reference setup), at lr 1e-3 like the other rows and at Table 2's T5 lr 3e-4
+#   fixed_stsb     issue 14, on the corrected mask gradient (-> $OUTPUT_DIR/fixed): STS-B ProAdapter (mask lr 1e-2,
+#                  score weight decay 0.1) vs adapter at lr 1e-3, seeds 42 43 44; then the reference's rates,
+#                  lr 1e-4 (ProAdapter mask lr 3e-3), seed 42, for both
 #   ablation:TASK  the four-way ablation (scripts/run_ablations.sh) on TASK        -> $OUTPUT_DIR/issue7/ablation
 #   sparsity:TASK  the ProAdapter sparsity sweep k = 0.1 ... 1.0 on TASK            -> $OUTPUT_DIR/issue7/sparsity
 #   storage:TASK   adapter vs ProAdapter at bottleneck 8, 16, 32, 64 on TASK      -> $OUTPUT_DIR/issue7/storage
@@ -126,6 +129,12 @@ for group in "$@"; do
         run "$task" "seq_bn_${epochs}epochs" "seq_bn[reduction_factor=12]" 1e-3 "$epochs" 42
         run "$task" "proadapter_${epochs}epochs" "proadapter[reduction_factor=12]" "$MASK_LR" "$epochs" 42
       done ;;
+    fixed_stsb)
+      for seed in 42 43 44; do
+        OUTPUT_DIR="$OUTPUT_DIR/fixed" pair stsb proadapter "proadapter[reduction_factor=12]" seq_bn "seq_bn[reduction_factor=12]" "$seed"
+      done
+      OUTPUT_DIR="$OUTPUT_DIR/fixed" RUN_LR=1e-4 run stsb proadapter_lr1e-4 "proadapter[reduction_factor=12]" 3e-3 2 42
+      OUTPUT_DIR="$OUTPUT_DIR/fixed" RUN_LR=1e-4 run stsb seq_bn_lr1e-4 "seq_bn[reduction_factor=12]" 1e-3 2 42 ;;
     table1_adapter)
       for task in mrpc rte cola; do
         pair "$task" proadapter "proadapter[reduction_factor=12]" seq_bn "seq_bn[reduction_factor=12]" 42
@@ -155,7 +164,7 @@ for group in "$@"; do
     hyperformer)  # lr 1e-3 (the other multi-task rows' rate) collapses the hypernetwork; 3e-4 is Table 2's T5 rate
       multitask hyperformer_pp "hyperformer++[reduction_factor=32]"
       multitask hyperformer_pp_lr3e-4 "hyperformer++[reduction_factor=32]" 3e-4 ;;
-    *) echo "$0: unknown group '$group'; expected stsb_gap, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, lr:TASK, ablation:TASK, sparsity:TASK or storage:TASK" >&2
+    *) echo "$0: unknown group '$group'; expected stsb_gap, fixed_stsb, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, lr:TASK, ablation:TASK, sparsity:TASK or storage:TASK" >&2
        exit 2 ;;
   esac
 done

@@ -14,7 +14,18 @@ def test_registered_name_loads_subclass_of_adapterhub_config(name):
     config = AdapterConfig.load(name)
     cls, parent = PARENTS[name]
     assert type(config) is cls and isinstance(config, parent)
-    assert config.density is None and config.layer_density == 0.5 and config.shared and config.masked and not config.random_mask
+    assert config.density is None and config.shared and config.masked and not config.random_mask
+
+
+def test_default_kept_fractions_and_mask_learning_rate_ratios_are_the_reference_scripts():
+    # run_adapter.sh / run_lora.sh / run_prefix.sh: sparsity 0.5 / 0.1 / 0.1, mask lr 3e-3 / 3e-2 / 1e-4 at lr 1e-4.
+    expected = {"proadapter": (0.5, 3e-3), "prolora": (0.1, 3e-2), "proprefix": (0.1, 1e-4)}
+    for name, (density, mask_lr) in expected.items():
+        config = AdapterConfig.load(name)
+        assert config.layer_density == density
+        assert config.reference_mask_lr_ratio * 1e-4 == pytest.approx(mask_lr)
+    assert AdapterConfig.load("prolora[tasks=a|b]").layer_density == 0.3  # multi-task: 0.3 per family
+    assert AdapterConfig.load("proprefix").joint_kv_mask
 
 
 def test_paper_defaults():

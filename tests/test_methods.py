@@ -24,7 +24,7 @@ def test_prototype_is_held_once_and_each_layer_has_its_own_scores(arch, variant)
     assert owners and all(".shared_parameters.task." in "." + n for n in owners)
     masks = _learned_masks(model)
     n_layers = {"bert": 3, "roberta": 3, "t5": 4}[arch]
-    per_layer = {"proadapter": 2, "prolora": 4, "proprefix": 2}[variant]
+    per_layer = {"proadapter": 2, "prolora": 4, "proprefix": 1}[variant]  # ProPrefix: one joint [P_k | P_v] mask
     if arch == "t5" and variant != "proadapter":
         n_layers = 6  # encoder self, decoder self and decoder cross attention
     assert len(masks) == n_layers * per_layer

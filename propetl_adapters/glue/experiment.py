@@ -104,8 +104,11 @@ class DataArguments:
 class ProPETLArguments:
     mask_learning_rate: Optional[float] = field(
         default=None, metadata={"help": "Learning rate of the mask scores (paper scripts: ProAdapter 3e-3, "
-                                        "ProLoRA 3e-2, ProPrefix 1e-4). Default: --learning_rate."})
-    mask_weight_decay: float = field(default=0.0, metadata={"help": "Weight decay of the mask scores."})
+                                        "ProLoRA 3e-2, ProPrefix 1e-4 at --learning_rate 1e-4). Default: "
+                                        "--learning_rate times those scripts' ratio (30, 300, 1)."})
+    mask_weight_decay: Optional[float] = field(
+        default=None, metadata={"help": "Weight decay of the mask scores. Default: --weight_decay (the "
+                                        "reference decays the scores with the other weights)."})
     density: Optional[float] = field(
         default=None, metadata={"help": "Kept fraction k in (0, 1] of every mask; overrides the density of "
                                         "--adapter_config (ProPETL configs only)."})
@@ -350,6 +353,15 @@ def unused_trainable_parameters(model, batch: dict) -> List[str]:
 # ---------------------------------------------------------------------------
 # Storage accounting
 # ---------------------------------------------------------------------------
+
+
+def _mask_learning_rate_used(trainer, propetl_args) -> Optional[float]:
+    """The mask learning rate as the user gave it, or the default the trainer derived (None: no masks)."""
+    from ..training import mask_score_parameters, reference_mask_learning_rate
+
+    if propetl_args.mask_learning_rate is not None or not mask_score_parameters(trainer.model):
+        return propetl_args.mask_learning_rate
+    return reference_mask_learning_rate(trainer.model, trainer.args.learning_rate)
 
 
 def _is_plain_reparametrised_prefix(config) -> bool:
@@ -690,7 +702,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
                      "best_validation_metric": state.best_metric,
                      "resumed_from_checkpoint": resume_from, "world_size": training_args.world_size,
                      "learning_rate": training_args.learning_rate,
-                     "mask_learning_rate": propetl_args.mask_learning_rate,
+                     "mask_learning_rate": _mask_learning_rate_used(trainer, propetl_args),
+                     "mask_weight_decay": getattr(trainer, "mask_weight_decay", None),
                      "effective_batch_size": training_args.per_device_train_batch_size
                      * training_args.gradient_accumulation_steps * training_args.world_size},
         "exported_to": export_dir,

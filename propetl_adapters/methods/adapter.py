@@ -74,13 +74,17 @@ class ProAdapter(Adapter):
         attach_source(self, source)
         mode = mask_mode(config)
         where = f"adapter '{adapter_name}' layer {layer_idx}"
-        masked_down = MaskedLinear(source, "down", TensorMask(tuple(down_linear.weight.shape), config.layer_density, mode,
-                                                              f"W_down of {where}"))
+
+        def layer_mask(linear: nn.Linear, what: str) -> TensorMask:
+            # The reference keeps adapter scores transposed ([d, bn] for W_down, [bn, d] for W_up), so their
+            # init bound is 1/sqrt(rows of the weight): 1/sqrt(bn) for W_down, 1/sqrt(d) for W_up.
+            shape = tuple(linear.weight.shape)
+            return TensorMask(shape, config.layer_density, mode, f"{what} of {where}", fan_in=shape[0])
+
         modules = list(self.adapter_down)
-        modules[down_position] = masked_down
+        modules[down_position] = MaskedLinear(source, "down", layer_mask(down_linear, "W_down"))
         self.adapter_down = nn.Sequential(*modules)
-        self.adapter_up = MaskedLinear(source, "up", TensorMask(tuple(up_linear.weight.shape), config.layer_density, mode,
-                                                                f"W_up of {where}"))
+        self.adapter_up = MaskedLinear(source, "up", layer_mask(up_linear, "W_up"))
 
     def masked_linears(self):
         return [m for m in self.adapter_down if isinstance(m, MaskedLinear)] + [self.adapter_up]

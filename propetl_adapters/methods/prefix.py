@@ -45,19 +45,38 @@ def generate_pairs(prototype: nn.ParameterDict, config: ProPrefixConfig) -> torc
 
 
 class LocationMasks(nn.Module):
-    """The key and value masks of every attention layer at one location (e.g. encoder self-attention)."""
+    """The prefix masks of every attention layer at one location (e.g. encoder self-attention).
+
+    With ``joint_kv_mask`` each layer has one (prefix_length, 2 * inner) mask over [P_k | P_v], so keys and values
+    compete in one top-k, as in the reference; otherwise one key mask and one value mask per layer.
+    """
 
     def __init__(self, n_layers: int, first_pair: int, shape: Tuple[int, int], config: ProPrefixConfig,
                  adapter_name: str, location_key: str):
         super().__init__()
         mode = mask_mode(config)
         where = f"prefix '{adapter_name}' at {location_key}"
-        self.key_masks = nn.ModuleList(
-            TensorMask(shape, config.layer_density, mode, f"P_k of {where} layer {i}") for i in range(n_layers))
-        self.value_masks = nn.ModuleList(
-            TensorMask(shape, config.layer_density, mode, f"P_v of {where} layer {i}") for i in range(n_layers))
+        self.n_layers = n_layers
+        if config.joint_kv_mask:
+            joint_shape = (shape[0], 2 * shape[1])
+            # The reference draws all layers' scores as one [layers, l, 2d] tensor: fan-in l * 2d.
+            self.kv_masks = nn.ModuleList(
+                TensorMask(joint_shape, config.layer_density, mode, f"[P_k | P_v] of {where} layer {i}",
+                           fan_in=joint_shape[0] * joint_shape[1]) for i in range(n_layers))
+        else:
+            self.key_masks = nn.ModuleList(
+                TensorMask(shape, config.layer_density, mode, f"P_k of {where} layer {i}") for i in range(n_layers))
+            self.value_masks = nn.ModuleList(
+                TensorMask(shape, config.layer_density, mode, f"P_v of {where} layer {i}") for i in range(n_layers))
         # With an unshared prototype (the "only mask" ablation) each layer owns one generated pair.
         self.first_pair = first_pair
+
+    def apply_to(self, layer: int, pair: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(P_k ⊙ m_k, P_v ⊙ m_v) of one layer from its pair shaped (prefix_length, 2, inner)."""
+        if hasattr(self, "kv_masks"):
+            masked = self.kv_masks[layer].apply_to(pair.reshape(pair.shape[0], -1)).view_as(pair)
+            return masked[:, 0], masked[:, 1]
+        return self.key_masks[layer].apply_to(pair[:, 0]), self.value_masks[layer].apply_to(pair[:, 1])
 
 
 class ProPrefixGroup(nn.ModuleDict):
@@ -107,7 +126,7 @@ class ProPrefixGroup(nn.ModuleDict):
     def masked_layer_prefixes(self, pairs: torch.Tensor, location: LocationMasks, layer: int):
         """(P_k ⊙ m_k, P_v ⊙ m_v) of one layer, each (prefix_length, inner)."""
         pair = pairs[:, location.first_pair + layer if not self.config.shared else 0]
-        return location.key_masks[layer].apply_to(pair[:, 0]), location.value_masks[layer].apply_to(pair[:, 1])
+        return location.apply_to(layer, pair)
 
     def _to_attention_layout(self, prefix: torch.Tensor, batch_size: int) -> torch.Tensor:
         per_head = prefix.view(self.config.prefix_length, self.n_heads, self.head_dim).permute(1, 0, 2)
@@ -118,7 +137,7 @@ class ProPrefixGroup(nn.ModuleDict):
         states = {}
         for location_key, location in self.location_masks().items():
             layers = []
-            for layer in range(len(location.key_masks)):
+            for layer in range(location.n_layers):
                 keys, values = self.masked_layer_prefixes(pairs, location, layer)
                 layers.append((self._to_attention_layout(keys, batch_size),
                                self._to_attention_layout(values, batch_size)))
