@@ -158,3 +158,17 @@ def test_only_mask_ablation_gives_every_layer_its_own_module(variant):
     owned = [n for n, _ in model.named_parameters() if "unshared_prototype" in n]
     assert owned
     model_output(model, model_inputs("bert")).sum().backward()
+
+
+def test_proprefix_ranks_key_and_value_prefixes_in_one_top_k():
+    # The reference's [l, 2d] mask per layer: with the key half's scores largest, a k = 0.5 mask keeps every
+    # key entry and no value entry (two separate top-k masks would keep half of each).
+    model = build_adapter_model("bert", "proprefix[prefix_length=6,bottleneck_size=16,density=0.5]")
+    group = next(iter(model.base_model.prefix_tuning.prefix_tunings.values()))
+    location = next(iter(group.location_masks().values()))
+    mask = location.kv_masks[0]
+    with torch.no_grad():
+        mask.scores.copy_(torch.cat([torch.full((6, 32), 2.0), torch.full((6, 32), -1.0)], dim=1))
+    pairs = group.pairs()
+    keys, values = group.masked_layer_prefixes(pairs, location, 0)
+    assert torch.equal(keys, pairs[:, 0, 0]) and torch.count_nonzero(values) == 0

@@ -177,3 +177,27 @@ def test_load_as_renames_and_keeps_masks(tmp_path):
             if not k.endswith("scores")}
     theirs = adapter_tensors(fresh, "renamed")
     assert all(torch.equal(v, theirs[k]) for k, v in ours.items())
+
+
+def test_proprefix_saved_before_joint_masks_reloads_with_separate_key_and_value_masks(tmp_path):
+    # Adapters saved before `joint_kv_mask` existed were trained with one key and one value mask per layer;
+    # their adapter_config.json lacks the field, and they must load back as they were trained.
+    model = build_adapter_model("bert", "proprefix[prefix_length=6,bottleneck_size=16,joint_kv_mask=False]")
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn_like(param) * 0.5)
+    model.eval()
+    inputs = model_inputs("bert")
+    with torch.no_grad():
+        expected = model_output(model, inputs)
+    model.save_adapter(str(tmp_path), "task")
+    config_path = tmp_path / "adapter_config.json"
+    saved = json.load(open(config_path))
+    del saved["config"]["joint_kv_mask"]
+    config_path.write_text(json.dumps(saved))
+    fresh = _fresh("bert")
+    fresh.load_adapter(str(tmp_path), set_active=True)
+    assert fresh.adapters_config.get("task").joint_kv_mask is False
+    with torch.no_grad():
+        assert torch.equal(model_output(fresh.eval(), inputs), expected)

@@ -57,6 +57,27 @@ def test_trainer_builds_the_mask_groups(tmp_path):
     assert sorted({g["lr"] for g in optimizer.param_groups}) == [1e-2, 3e-2]
 
 
+@pytest.mark.parametrize("variant, ratio", [("proadapter", 30), ("prolora", 300), ("proprefix", 1)])
+def test_trainer_defaults_are_the_reference_mask_rate_and_score_decay(tmp_path, variant, ratio):
+    # The reference trains scores at its scripts' mask/prototype lr ratio and in the weight-decay group.
+    model = build_adapter_model("bert", VARIANTS[variant])
+    trainer = ProPETLTrainer(model=model, args=_args(tmp_path, learning_rate=1e-4), train_dataset=ToyDataset())
+    optimizer = trainer.create_optimizer()
+    mask_ids = {id(p) for p in mask_score_parameters(model)}
+    mask_groups = [g for g in optimizer.param_groups if any(id(p) in mask_ids for p in g["params"])]
+    assert mask_groups and all(g["lr"] == pytest.approx(1e-4 * ratio) and g["weight_decay"] == 0.1
+                               for g in mask_groups)
+
+
+def test_adapters_with_different_reference_mask_rates_need_an_explicit_rate(tmp_path):
+    model = build_adapter_model("bert", VARIANTS["proadapter"])
+    model.add_adapter("other", config=VARIANTS["prolora"])
+    model.train_adapter(["task", "other"])
+    trainer = ProPETLTrainer(model=model, args=_args(tmp_path), train_dataset=ToyDataset())
+    with pytest.raises(ValueError, match="pass mask_learning_rate explicitly"):
+        trainer.create_optimizer()
+
+
 @pytest.mark.parametrize("trainer_class", [AdapterTrainer, ProPETLTrainer])
 def test_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path, variant, trainer_class):
     def final_state(out, max_steps, resume=None):
