@@ -104,8 +104,6 @@ def _peft_files(model, adapter_name: str, config, prefix: str, base_model_name_o
                 ) -> Tuple[dict, Dict[str, torch.Tensor]]:
     """The PEFT config dict and weights of the adapter as the model runs it now (the active task, if any)."""
     peft = _require_peft()
-    from transformers.pytorch_utils import Conv1D
-
     tensors, ranks, fan_in_fan_out = {}, {}, False
     for path, layer in canonical_named_modules(model.base_model).items():
         if not isinstance(layer, LoRALayer) or adapter_name not in layer.loras:
@@ -115,16 +113,20 @@ def _peft_files(model, adapter_name: str, config, prefix: str, base_model_name_o
         tensors[f"{key}.lora_A.weight"] = lora_A.contiguous()
         tensors[f"{key}.lora_B.weight"] = lora_B.contiguous()
         ranks[path] = rank
-        fan_in_fan_out |= bool(getattr(layer, "fan_in_fan_out", False)) or isinstance(layer, Conv1D)
+        fan_in_fan_out |= bool(getattr(layer, "fan_in_fan_out", False))  # GPT-2's Conv1D layers
     if not ranks:
         raise ValueError(f"Adapter '{adapter_name}' has no LoRA layer in this model.")
     scale = config.alpha / config.r  # PEFT scales by lora_alpha / rank: keep that ratio at every rank
+
+    def alpha(r: int):
+        return int(r * scale) if float(r * scale).is_integer() else r * scale
+
     rank, _ = Counter(ranks.values()).most_common(1)[0]
     other = {prefix + path: r for path, r in ranks.items() if r != rank}
     peft_config = peft.LoraConfig(
-        r=rank, lora_alpha=rank * scale, lora_dropout=config.dropout,
+        r=rank, lora_alpha=alpha(rank), lora_dropout=config.dropout,
         target_modules=_target_modules(model, list(ranks), prefix), fan_in_fan_out=fan_in_fan_out,
-        rank_pattern=other, alpha_pattern={name: r * scale for name, r in other.items()},
+        rank_pattern=other, alpha_pattern={name: alpha(r) for name, r in other.items()},
         base_model_name_or_path=base_model_name_or_path, bias="none")
     config_dict = {k: sorted(v) if isinstance(v, set) else v for k, v in peft_config.to_dict().items()}
     return config_dict, tensors
@@ -148,12 +150,12 @@ def export_peft_lora(model, adapter: str, folder: str, task: Optional[str] = Non
     where the backbone sits in the model PEFT will wrap (see ``backbone_prefix``; '' for e.g. ``AutoModel``).
     """
     config = _check_exportable(model, adapter)
-    _require_peft()
     tasks = list(getattr(config, "tasks", None) or [])
     if task is not None and not tasks:
         raise ValueError(f"Adapter '{adapter}' has no tasks; export it without task=.")
     if task is not None and task not in tasks:
         raise ValueError(f"Adapter '{adapter}' has no task '{task}' (tasks: {tasks}).")
+    _require_peft()
     prefix = backbone_prefix(model) if prefix is None else (prefix.rstrip(".") + "." if prefix else "")
     name = base_model_name_or_path or getattr(model.config, "name_or_path", None) or None
     was_training = model.training

@@ -83,6 +83,7 @@ def test_config_and_weights_follow_peft_conventions(peft, tmp_path):
     export_peft_lora(model, "t", str(tmp_path), task="b", base_model_name_or_path="org/tiny-llama")
     saved = json.loads((tmp_path / PEFT_CONFIG_FILE).read_text())
     assert (saved["peft_type"], saved["r"], saved["lora_alpha"]) == ("LORA", 4, 6)
+    assert isinstance(saved["lora_alpha"], int)
     assert saved["target_modules"] == ["q_proj", "v_proj"]
     assert saved["base_model_name_or_path"] == "org/tiny-llama"
     from safetensors.torch import load_file
