@@ -45,6 +45,9 @@ def _frozen_lora(module: ProLoRA, plain_config) -> LoRA:
     plain = LoRA(tuple(module.lora_A.shape), tuple(module.lora_B.shape), plain_config, name=module.name)
     plain.lora_A.copy_(module.lora_A)
     plain.lora_B.copy_(module.lora_B)
+    for attribute in ("enable_lora", "lora_ind"):  # the block layout in a fused q/k/v projection (GPT-2)
+        if hasattr(module, attribute):
+            setattr(plain, attribute, getattr(module, attribute))
     plain.train(module.training)
     return plain
 

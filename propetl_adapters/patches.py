@@ -24,6 +24,7 @@ from .methods.adapter import ProAdapter
 from .methods.hyperformer import HyperAdapter
 from .methods.lora import ProLoRA
 from .methods.prefix import ProPrefixGroup
+from .multitask import route_by_task, task_masks_of
 from .prototype import adopt_pending_prototype, discard_pending_prototype
 from .serialization import (is_propetl_folder, load_propetl_adapter, read_saved_config, resolve_folder,
                             save_propetl_adapter, training_checkpoint)
@@ -100,17 +101,28 @@ def _lora_add_adapter(self, adapter_name: str, layer_idx: int, **kwargs) -> bool
     if not isinstance(config, ProLoRAConfig):
         return _upstream_lora_add_adapter(self, adapter_name, layer_idx, **kwargs)
     self.layer_idx = layer_idx
-    if isinstance(self, LoRAMergedLinear):
-        raise ValueError("ProLoRA supports models with separate q/k/v projections (BERT, RoBERTa, T5), "
-                         "not fused attention matrices.")
     if not self._check_lora_location(config):
         return False
     lora_A_shape, lora_B_shape = self._get_lora_shapes(config)
+    # A fused q/k/v projection (GPT-2's c_attn) gets one prototype pair holding the enabled matrices' blocks;
+    # LoRAMergedLinear.add_adapter sets their layout (enable_lora, lora_ind) after this returns.
     matrix_key = getattr(self, "attn_key", None) or self.location_key
     lora = ProLoRA(lora_A_shape, lora_B_shape, config, matrix_key, self.adapters_config, adapter_name, layer_idx)
     lora.train(self.training)
     self.loras[adapter_name] = lora.to(self.weight.device)
     return True
+
+
+# Reason: a fused q/k/v projection (GPT-2) computes its LoRA inline instead of calling the module, so a
+# multi-task ProLoRA there is routed here: each task's rows run the layer with that task's masks.
+def _merged_lora_forward(self, x):
+    setup = None if self.merged else self.get_active_setup()
+    lora = self.loras[setup[0]] if setup is not None and len(setup) == 1 else None
+    bank = task_masks_of(lora.prototype_source.get()) if isinstance(lora, ProLoRA) else None
+    if bank is None:
+        return _upstream_merged_lora_forward(self, x)
+    return route_by_task(bank, x.shape[0], x.device,
+                         lambda rows: _upstream_merged_lora_forward(self, x if rows is None else x[rows]))
 
 
 # Reason: the prefix pool must build one shared generated pair and per-layer masks for ProPrefix.
@@ -211,6 +223,7 @@ _upstream_get_config_class = _patch(AdapterConfig, "_get_config_class", _get_con
 _upstream_load_config = _patch(AdapterConfig, "load", classmethod(_load_config))
 _upstream_bottleneck_add_adapter = _patch(BottleneckLayer, "add_adapter", _bottleneck_add_adapter)
 _upstream_lora_add_adapter = _patch(LoRALayer, "add_adapter", _lora_add_adapter)
+_upstream_merged_lora_forward = _patch(LoRAMergedLinear, "forward", _merged_lora_forward)
 _upstream_confirm_prefix = _patch(PrefixTuningPool, "confirm_prefix", _confirm_prefix)
 _upstream_add_adapter_weights = _patch(ModelAdaptersMixin, "_add_adapter_weights", _add_adapter_weights)
 _upstream_loader_save = _patch(AdapterLoader, "save", _loader_save)

@@ -10,7 +10,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import propetl_adapters  # noqa: E402,F401  (registers configs, applies patches)
-from transformers import BertConfig, RobertaConfig, T5Config  # noqa: E402
+from transformers import BertConfig, GPT2Config, LlamaConfig, MistralConfig, RobertaConfig, T5Config  # noqa: E402
 
 # Small but complete configs of each variant (defaults of the paper are checked in test_configuration).
 VARIANTS = {
@@ -28,9 +28,20 @@ TINY_CONFIGS = {
                            num_heads=4, decoder_start_token_id=0, pad_token_id=0),
 }
 
+# Decoder language models (ProLoRA only); grouped-query attention so k/v are narrower than q.
+DECODER_CONFIGS = {
+    "llama": lambda: LlamaConfig(vocab_size=99, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                 pad_token_id=0),
+    "mistral": lambda: MistralConfig(vocab_size=99, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                     pad_token_id=0),
+    "gpt2": lambda: GPT2Config(vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64, pad_token_id=0),
+}
+
 
 def tiny_config(arch: str):
-    return copy.deepcopy(TINY_CONFIGS[arch]())
+    return copy.deepcopy({**TINY_CONFIGS, **DECODER_CONFIGS}[arch]())
 
 
 def build_adapter_model(arch: str, adapter_config: str, name: str = "task", head: bool = True, seed: int = 0):

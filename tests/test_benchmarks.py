@@ -21,3 +21,17 @@ def test_quick_benchmark_writes_every_series(tmp_path):
     assert all(r["disk_over_bls"] > 1 for r in result["storage"])
     table = markdown(result)
     assert "### Training step" in table and "hybrid multi-task ProAdapter vs adapter" in table
+
+
+def test_serving_example_quick_run_measures_storage_and_matching_logits(tmp_path):
+    import pytest
+    pytest.importorskip("peft")
+    from benchmarks.serving_example import TASKS, main as serving_main
+
+    output = tmp_path / "serving.json"
+    assert serving_main(["--quick", "--json", str(output)]) == 0
+    result = json.loads(output.read_text())
+    assert sorted(result["exported_bytes"]) == sorted(TASKS)
+    assert all(d["peft_vs_ours"] < 1e-5 and d["frozen_merged_vs_ours"] < 1e-4
+               for d in result["max_abs_logit_diff"].values())
+    assert result["ratio_peft_over_frozen_merged"] > 0

@@ -12,7 +12,7 @@ import adapters
 import pytest
 from adapters.context import ForwardContext
 from adapters.loading import AdapterLoader
-from adapters.methods.lora import LoRA, LoRALinear
+from adapters.methods.lora import LoRA, LoRALinear, LoRAMergedLinear
 from adapters.methods.modeling import Adapter
 from adapters.methods.prefix_tuning import FlatPrefixTuning, PrefixTuningLayer, PrefixTuningPool
 from adapters.model_mixin import ModelAdaptersMixin
@@ -25,6 +25,7 @@ PATCHED = {
     "adapters.configuration.adapter_config.AdapterConfig.load": "aa993e50bcee73af",
     "adapters.methods.bottleneck.BottleneckLayer.add_adapter": "e22e67e92afea6fd",
     "adapters.methods.lora.LoRALayer.add_adapter": "0e1c20bc7e8ec1c3",
+    "adapters.methods.lora.LoRAMergedLinear.forward": "71923108d2695ac0",
     "adapters.methods.prefix_tuning.PrefixTuningPool.confirm_prefix": "c9df4821b2138c3c",
     "adapters.model_mixin.ModelAdaptersMixin._add_adapter_weights": "0ccfa6dc0cc038b1",
     "adapters.loading.AdapterLoader.save": "64e1e8f408093d22",
@@ -41,6 +42,9 @@ RELIED_ON = {
     (PrefixTuningPool, "forward"): "8b9aecd032bd8194",  # calls each group with the batch size
     (LoRA, "forward"): "5556800f3b938692",  # reads self.lora_A / self.lora_B (ProLoRA properties)
     (LoRALinear, "merge_adapter"): "2998f487cf5699b0",  # merges lora.delta_w
+    (LoRAMergedLinear, "add_adapter"): "31436c9497c615b6",  # sets enable_lora / lora_ind on the ProLoRA module
+    (LoRAMergedLinear, "_get_lora_shapes"): "76b68b9ea4c8f851",  # q/k/v blocks stacked in A and B (export.py)
+    (LoRAMergedLinear, "_compute_adapted_weight"): "d0fb44fbdeeeb471",  # merges the masked lora_A / lora_B
     (Adapter, "forward"): "9f9b4b9aa456257e",  # calls self.adapter_down / self.adapter_up
     (FlatPrefixTuning, "forward"): "dcb8d2b038a920a3",  # layout of frozen prefixes
     (AdapterTrainer, "_load_best_model"): "57826d743996f87c",  # reloads through load_adapter
