@@ -37,6 +37,8 @@ from .multitask import TASK_MASKS_ATTRIBUTE
 from .methods.prefix import FLAT_KEY, ProPrefixGroup, generate_pairs
 
 _keep_training_state = contextvars.ContextVar("propetl_keep_training_state", default=False)
+_compact_dtype = contextvars.ContextVar("propetl_compact_dtype", default=None)
+COMPACT_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 ADAPTER_CONTAINERS = ("adapters", "loras", "prefix_tunings", "shared_parameters")
 BASE_LAYER_NORMS_FILE = "base_layer_norms.safetensors"
 
@@ -49,6 +51,32 @@ def training_checkpoint():
         yield
     finally:
         _keep_training_state.reset(token)
+
+
+def compact_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a compact export's prototype, by name ('bfloat16' or 'float16')."""
+    if name not in COMPACT_DTYPES:
+        raise ValueError(f"compact prototype dtype must be one of {sorted(COMPACT_DTYPES)}, got {name!r}.")
+    return COMPACT_DTYPES[name]
+
+
+@contextlib.contextmanager
+def compact_export(prototype_dtype: str = "bfloat16"):
+    """Within this block ``save_adapter`` writes ProPETL adapters compactly: the prototype (every stored float)
+    rounded to ``prototype_dtype`` and the masks range-coded near log2 C(numel, kept) bits. Loading needs nothing
+    special; the loaded model equals the trained one with its prototype rounded the same way. Checkpoints
+    (``training_checkpoint``) are never compact."""
+    token = _compact_dtype.set(compact_dtype(prototype_dtype))
+    try:
+        yield
+    finally:
+        _compact_dtype.reset(token)
+
+
+def save_compact(model, save_directory: str, adapter_name: str, prototype_dtype: str = "bfloat16", **kwargs):
+    """``model.save_adapter(save_directory, adapter_name, **kwargs)`` inside ``compact_export(prototype_dtype)``."""
+    with compact_export(prototype_dtype):
+        model.save_adapter(save_directory, adapter_name, **kwargs)
 
 
 def _belongs_to(adapter_name: Optional[str], path: str) -> bool:
@@ -167,6 +195,9 @@ def save_propetl_adapter(loader, save_directory: str, adapter_name: str, meta_di
     model.apply_to_adapter_layers(lambda _, layer: layer.pre_save_adapters())
     keep = _keep_training_state.get()
     tensors, config = export_state(model, adapter_name, keep_training_state=keep)
+    dtype = None if keep else _compact_dtype.get()
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     helper = loader.weights_helper
     if helper.use_safetensors:
         atomic_write_bytes(join(save_directory, SAFE_WEIGHTS_NAME), safetensors_bytes(tensors))
@@ -176,9 +207,12 @@ def save_propetl_adapter(loader, save_directory: str, adapter_name: str, meta_di
         atomic_write_bytes(join(save_directory, WEIGHTS_NAME), buffer.getvalue())
     masks = adapter_masks(model, adapter_name)
     if masks:
-        write_mask_file(join(save_directory, MASK_FILE_NAME),
-                        {"adapter": adapter_name, "method": config.propetl_method, "training_state": keep},
-                        [(path, mask.binary(), mask.density) for path, mask in masks.items()])
+        metadata = {"adapter": adapter_name, "method": config.propetl_method, "training_state": keep}
+        if dtype is not None:
+            metadata["prototype_dtype"] = str(dtype).replace("torch.", "")
+        write_mask_file(join(save_directory, MASK_FILE_NAME), metadata,
+                        [(path, mask.binary(), mask.density) for path, mask in masks.items()],
+                        coding="bits" if dtype is None else "range")
     config_dict = build_full_config(config, model.config, model_name=model.model_name, name=adapter_name,
                                     model_class=model.__class__.__name__)
     if meta_dict:

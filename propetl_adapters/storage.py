@@ -6,6 +6,7 @@ from exactly the tensors ``save_adapter`` writes, so the report and the folder a
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -16,12 +17,14 @@ from typing import Dict, Iterable, Optional
 import torch
 
 from .configuration import HyperformerConfig, ProAdapterConfig, ProLoRAConfig, ProPrefixConfig, is_propetl_config
-from .mask_io import MASK_FILE_NAME
+from .mask_coding import encode_mask
+from .mask_io import MASK_FILE_NAME, read_mask_file
 from .methods.adapter import ProAdapter
 from .methods.hyperformer import HyperAdapter
 from .methods.lora import ProLoRA
 from .multitask import task_bank
-from .serialization import (adapter_masks, adapter_tensors, canonical_named_modules, export_state, prefix_groups,
+from .serialization import (COMPACT_DTYPES as COMPACT_DTYPE_NAMES, adapter_masks, adapter_tensors,
+                            canonical_named_modules, compact_dtype, compact_export, export_state, prefix_groups,
                             read_saved_config)
 
 HEAD_FILES = {"head_config.json", "pytorch_model_head.bin", "model_head.safetensors"}
@@ -35,6 +38,9 @@ class StorageFigures:
     bls_bits: int
     bls_percent: float
     bytes_on_disk: Optional[int] = None
+    # Compact export: mask entries range-coded (not in stored_parameters_by_bits) and the bits their codes take.
+    coded_mask_entries: int = 0
+    coded_mask_bits: int = 0
 
 
 @dataclass
@@ -72,9 +78,12 @@ def bls_bits(groups: Dict[int, int]) -> int:
     return sum(bits * count for bits, count in groups.items())
 
 
-def _figures(trainable: int, groups: Dict[int, int], base: int, bytes_on_disk: int) -> StorageFigures:
-    return StorageFigures(trainable_parameters=trainable, stored_parameters_by_bits=groups, bls_bits=bls_bits(groups),
-                          bls_percent=100.0 * bls_bits(groups) / (32 * base), bytes_on_disk=bytes_on_disk)
+def _figures(trainable: int, groups: Dict[int, int], base: int, bytes_on_disk: int, coded_mask_entries: int = 0,
+             coded_mask_bits: int = 0) -> StorageFigures:
+    bits = bls_bits(groups) + coded_mask_bits
+    return StorageFigures(trainable_parameters=trainable, stored_parameters_by_bits=groups, bls_bits=bits,
+                          bls_percent=100.0 * bits / (32 * base), bytes_on_disk=bytes_on_disk,
+                          coded_mask_entries=coded_mask_entries, coded_mask_bits=coded_mask_bits)
 
 
 def base_model_parameters(model) -> int:
@@ -115,12 +124,21 @@ def _plain_figures(model, adapter_name: str, config, base: int) -> StorageFigure
     return _figures(trainable, {32: stored}, base, 32 * stored // 8)
 
 
-def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None) -> StorageReport:
+def saved_prototype_dtype(folder: str) -> Optional[str]:
+    """The prototype dtype of a compact export ('bfloat16' / 'float16'), None for a plain one."""
+    path = os.path.join(folder, MASK_FILE_NAME)
+    return read_mask_file(path).header.get("prototype_dtype") if os.path.isfile(path) else None
+
+
+def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None,
+                   prototype_dtype: Optional[str] = None) -> StorageReport:
     """Storage of one ProPETL adapter and of its plain counterpart.
 
     Args:
         saved_folder: a folder written by ``save_adapter``; its size is reported as bytes on disk.
             Without it the adapter is saved to a temporary folder (safetensors) and measured.
+        prototype_dtype: report a compact export (``compact_export``): the stored floats at this dtype's width
+            and the masks at the bits of their range codes. A compact ``saved_folder`` sets it itself.
     """
     config = model.adapters_config.get(adapter_name)
     if isinstance(config, HyperformerConfig):
@@ -128,15 +146,25 @@ def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None)
     if not is_propetl_config(config):
         raise ValueError(f"Adapter '{adapter_name}' is not a ProPETL or Hyperformer adapter (config "
                          f"{type(config).__name__}).")
+    if prototype_dtype is None and saved_folder is not None:
+        prototype_dtype = saved_prototype_dtype(saved_folder)
+    dtype = compact_dtype(prototype_dtype) if prototype_dtype is not None else None
     base = base_model_parameters(model)
     tensors, _ = export_state(model, adapter_name)
-    groups = bits_by_width(tensors.values())
-    mask_bits = sum(m.scores.numel() for m in adapter_masks(model, adapter_name).values())
-    if mask_bits:
-        groups[1] = mask_bits
+    groups = bits_by_width(t.to(dtype) if dtype is not None and t.is_floating_point() else t for t in tensors.values())
+    masks = adapter_masks(model, adapter_name)
+    if dtype is None:
+        mask_bits = {id(m): m.scores.numel() for m in masks.values()}
+        if mask_bits:
+            groups[1] = sum(mask_bits.values())
+        coded_entries = coded_bits = 0
+    else:  # the real bits of each range code, as the mask file stores them
+        mask_bits = {id(m): 8 * len(encode_mask(m.binary().cpu().numpy())) for m in masks.values()}
+        coded_entries, coded_bits = sum(m.scores.numel() for m in masks.values()), sum(mask_bits.values())
     trainable = sum(t.numel() for t in adapter_tensors(model, adapter_name).values() if isinstance(t, torch.nn.Parameter))
     has_heads = hasattr(model, "heads")
-    propetl = _figures(trainable, groups, base, _bytes_on_disk(model, adapter_name, saved_folder))
+    propetl = _figures(trainable, groups, base, _bytes_on_disk(model, adapter_name, saved_folder, prototype_dtype),
+                       coded_entries, coded_bits)
     plain = _plain_figures(model, adapter_name, config, base)
     head = 0
     if has_heads and adapter_name in model.heads:
@@ -144,7 +172,7 @@ def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None)
     task_bits = {}
     if config.tasks:
         bank = task_bank(model, adapter_name)
-        task_bits = {task: sum(m.scores.numel() for m in bank.masks[task].values()) for task in bank.tasks}
+        task_bits = {task: sum(mask_bits[id(m)] for m in bank.masks[task].values()) for task in bank.tasks}
     notes = []
     if task_bits:
         notes.append("plain figures are ONE plain module shared by all tasks (no per-task storage)")
@@ -160,12 +188,13 @@ def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None)
                          notes=notes)
 
 
-def _bytes_on_disk(model, adapter_name: str, saved_folder: Optional[str]) -> int:
+def _bytes_on_disk(model, adapter_name: str, saved_folder: Optional[str], prototype_dtype: Optional[str] = None) -> int:
     if saved_folder is not None:
         return folder_bytes(saved_folder)
     with tempfile.TemporaryDirectory() as tmp:
-        model.save_adapter(tmp, adapter_name, use_safetensors=True,
-                           **({"with_head": False} if hasattr(model, "heads") else {}))
+        with compact_export(prototype_dtype) if prototype_dtype is not None else contextlib.nullcontext():
+            model.save_adapter(tmp, adapter_name, use_safetensors=True,
+                               **({"with_head": False} if hasattr(model, "heads") else {}))
         return folder_bytes(tmp)
 
 
@@ -208,6 +237,9 @@ def format_report(report: StorageReport) -> str:
     for bits in sorted(set(p.stored_parameters_by_bits) | set(q.stored_parameters_by_bits), reverse=True):
         lines.append(row(f"stored {bits}-bit values", f"{p.stored_parameters_by_bits.get(bits, 0):,}",
                          f"{q.stored_parameters_by_bits.get(bits, 0):,}"))
+    if p.coded_mask_entries:
+        lines.append(row("range-coded mask entries", f"{p.coded_mask_entries:,}", "0"))
+        lines.append(row("  bits of their codes", f"{p.coded_mask_bits:,}", "0"))
     lines += [row("bit-level storage (bits)", f"{p.bls_bits:,}", f"{q.bls_bits:,}"),
               row("% of base model (32-bit)", f"{p.bls_percent:.4f} %", f"{q.bls_percent:.4f} %"),
               row("bytes on disk", f"{p.bytes_on_disk:,}", f"~{q.bytes_on_disk:,}"),
@@ -244,6 +276,9 @@ def main(argv=None) -> int:
     parser.add_argument("--config", help="adapter config string when PATH is a model, e.g. 'proadapter[density=0.5]'")
     parser.add_argument("--model", help="the base model of a saved adapter folder (default: the model_name "
                                         "recorded in its adapter_config.json)")
+    parser.add_argument("--compact", metavar="DTYPE", choices=sorted(COMPACT_DTYPE_NAMES),
+                        help="with --config: report the compact export (prototype in DTYPE, range-coded masks); a "
+                             "saved compact folder is reported as such without it")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
 
@@ -265,7 +300,7 @@ def main(argv=None) -> int:
                 parser.error(f"{args.path} is not a saved adapter folder; pass --config to add one to this model")
             model = build_base_model(args.path)
             model.add_adapter("adapter", config=args.config)
-            report = storage_report(model, "adapter")
+            report = storage_report(model, "adapter", prototype_dtype=args.compact)
     except (OSError, ValueError) as err:
         print(f"propetl-storage: error: {err}", file=sys.stderr)
         return 2

@@ -201,3 +201,33 @@ def test_proprefix_saved_before_joint_masks_reloads_with_separate_key_and_value_
     assert fresh.adapters_config.get("task").joint_kv_mask is False
     with torch.no_grad():
         assert torch.equal(model_output(fresh.eval(), inputs), expected)
+
+
+@pytest.mark.parametrize("prototype_dtype", ["bfloat16", "float16"])
+def test_compact_reload_equals_the_model_with_its_prototype_rounded(tmp_path, arch, variant, prototype_dtype):
+    # The reference: the plain (fp32) export loaded, then every stored float rounded to the compact dtype.
+    from propetl_adapters.mask_io import RANGE_CODED_VERSION
+    from propetl_adapters.serialization import COMPACT_DTYPES, save_compact
+    model = _trained(arch, variant)
+    inputs = model_inputs(arch)
+    save_compact(model, str(tmp_path / "compact"), "task", prototype_dtype=prototype_dtype)
+    model.save_adapter(str(tmp_path / "plain"), "task")
+    mask_path = tmp_path / "compact" / MASK_FILE_NAME
+    assert read_mask_file(str(mask_path)).header["coding"] == "range"
+    assert int.from_bytes(mask_path.read_bytes()[8:12], "little") == RANGE_CODED_VERSION
+    compact, rounded = _fresh(arch), _fresh(arch)
+    compact.load_adapter(str(tmp_path / "compact"), set_active=True)
+    rounded.load_adapter(str(tmp_path / "plain"), set_active=True)
+    with torch.no_grad():
+        unrounded = model_output(rounded.eval(), inputs)
+        for tensor in adapter_tensors(rounded, "task").values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(COMPACT_DTYPES[prototype_dtype]).float())
+        assert torch.equal(model_output(compact.eval(), inputs), model_output(rounded, inputs))
+    assert not torch.equal(model_output(compact, inputs), unrounded)  # the rounding is real
+
+
+def test_compact_export_refuses_an_unknown_dtype(tmp_path):
+    from propetl_adapters.serialization import save_compact
+    with pytest.raises(ValueError, match="must be one of"):
+        save_compact(_trained("bert", "proadapter"), str(tmp_path), "task", prototype_dtype="int8")

@@ -74,6 +74,29 @@ def test_proadapter_folder_on_disk_is_close_to_bls(geometry_model, tmp_path):
         assert folder_bytes(str(folder)) <= 1.02 * bls / 8 + 16 * 1024
 
 
+@pytest.mark.parametrize("density", [0.5, 0.1])
+def test_compact_folder_on_disk_is_close_to_its_bls_and_masks_cost_their_floor(geometry_model, tmp_path, density):
+    # Compact export: 16-bit prototype and range-coded masks. BLS counts the real bits; the folder is within
+    # 2 % plus a fixed header of it, and the masks cost about numel * H(k) (SPEC §1.4's floor).
+    from propetl_adapters.mask_coding import information_floor_bits
+    from propetl_adapters.serialization import adapter_masks, save_compact
+    geometry, model = geometry_model
+    if geometry != "roberta-base":
+        pytest.skip("one geometry is enough for the disk check")
+    name = f"compact{int(density * 10)}"
+    model.add_adapter(name, config=f"proadapter[density={density}]")
+    folder = tmp_path / name
+    save_compact(model, str(folder), name, with_head=False)
+    report = storage_report(model, name, saved_folder=str(folder)).propetl
+    assert report.stored_parameters_by_bits == {16: 2 * BN * D + BN + D}
+    floor = sum(information_floor_bits(m.scores.numel(), m.kept) for m in adapter_masks(model, name).values())
+    assert floor <= report.coded_mask_bits <= floor + 40 * 24
+    assert report.bls_bits == 16 * (2 * BN * D + BN + D) + report.coded_mask_bits
+    assert report.bls_bits / 8 <= folder_bytes(str(folder)) <= 1.02 * report.bls_bits / 8 + 16 * 1024
+    # Reporting the same adapter as compact without a folder gives the same bits.
+    assert storage_report(model, name, prototype_dtype="bfloat16").propetl.bls_bits == report.bls_bits
+
+
 def test_cli_on_a_saved_folder_and_on_a_config_string(tmp_path, capsys):
     from tests.conftest import build_adapter_model, tiny_config
     model = build_adapter_model("bert", "proadapter[reduction_factor=8]")

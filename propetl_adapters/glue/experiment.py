@@ -364,6 +364,16 @@ def _mask_learning_rate_used(trainer, propetl_args) -> Optional[float]:
     return reference_mask_learning_rate(trainer.model, trainer.args.learning_rate)
 
 
+def _mask_weight_decay_used(trainer, training_args) -> Optional[float]:
+    """The score weight decay the optimizer used (None: no masks)."""
+    from ..training import mask_score_parameters
+
+    if not mask_score_parameters(trainer.model):
+        return None
+    given = getattr(trainer, "mask_weight_decay", None)
+    return training_args.weight_decay if given is None else given
+
+
 def _is_plain_reparametrised_prefix(config) -> bool:
     """Plain AdapterHub prefix tuning with its MLP (``flat=False``): exported as the generated prefixes."""
     from adapters import PrefixTuningConfig
@@ -703,7 +713,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
                      "resumed_from_checkpoint": resume_from, "world_size": training_args.world_size,
                      "learning_rate": training_args.learning_rate,
                      "mask_learning_rate": _mask_learning_rate_used(trainer, propetl_args),
-                     "mask_weight_decay": getattr(trainer, "mask_weight_decay", None),
+                     "mask_weight_decay": _mask_weight_decay_used(trainer, training_args),
                      "effective_batch_size": training_args.per_device_train_batch_size
                      * training_args.gradient_accumulation_steps * training_args.world_size},
         "exported_to": export_dir,

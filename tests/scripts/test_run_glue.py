@@ -69,6 +69,10 @@ def test_two_step_run_of_every_method(method, tiny_bert_dir, glue_dir, tmp_path)
     assert results["examples"] == {"train": 32, "validation": 8, "test": 8}
     assert results["training"]["global_step"] == 2
     assert results["training"]["best_checkpoint"] is not None  # evaluated at steps 1 and 2
+    masked = method.startswith("pro")
+    # The rates the optimizer used: the given mask lr, and the scores decayed like the other weights.
+    assert results["training"]["mask_learning_rate"] == (5e-2 if masked else None)
+    assert results["training"]["mask_weight_decay"] == (0.1 if masked else None)  # base_argv: --weight_decay 0.1
     storage = results["storage"]
     assert storage["bls_bits"] > 0 and storage["bytes_on_disk"] > 0 and storage["head_parameters"] > 0
     assert 0 < storage["trainable_percent"] and 0 < storage["bls_percent"]
