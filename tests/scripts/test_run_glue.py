@@ -314,3 +314,14 @@ def test_paper_epochs_and_selection_settings(task, epochs, tiny_bert_dir, glue_d
     assert prepared.eval_strategy.value == "epoch" and prepared.save_strategy.value == "epoch"
     assert prepared.load_best_model_at_end and prepared.greater_is_better
     assert prepared.metric_for_best_model == data.main_metric
+
+
+def test_compact_accuracy_benchmark_scores_a_finished_run_at_each_prototype_dtype(tiny_bert_dir, glue_dir, tmp_path):
+    from benchmarks.compact_accuracy import DTYPES, measure
+    out = tmp_path / "run"
+    run_argv(base_argv(tiny_bert_dir, out, glue_dir) + adapter_argv(METHODS["proadapter"]))
+    records = measure(str(out))
+    assert [r["prototype_dtype"] for r in records] == list(DTYPES)
+    assert all(set(r["test"]) >= {"accuracy"} for r in records)
+    sizes = {r["prototype_dtype"]: r["adapter_bytes"] for r in records}
+    assert max(sizes["bfloat16"], sizes["float16"]) < sizes["float32"]

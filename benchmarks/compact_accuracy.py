@@ -1,0 +1,93 @@
+"""Test scores of trained run_glue.py adapters with the prototype stored in fp32, bfloat16 and float16.
+
+For each run folder (``run_arguments.json`` and the exported ``adapter/``), the adapter is loaded as saved
+(fp32 prototype, 1-bit masks), then written with ``save_compact`` for each 16-bit dtype and loaded back from
+that folder, exactly as a user would ship it. Every variant is evaluated in fp32 on the run's test half, so
+the only difference between the rows is the stored prototype.
+
+    python -m benchmarks.compact_accuracy outputs/evidence/fixed/stsb/proadapter/seed42 [RUN ...] [--json FILE]
+"""
+
+import argparse
+import json
+import os
+import tempfile
+from typing import Dict, List
+
+import numpy as np
+import torch
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _test_split(run_arguments: dict):
+    from transformers import AutoTokenizer
+
+    from propetl_adapters.glue.experiment import DataArguments, load_task_data, tokenize_split
+
+    data_args = DataArguments(**run_arguments["DataArguments"])
+    task = load_task_data(data_args)
+    model_path = run_arguments["ModelArguments"]["model_name_or_path"]
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    test = tokenize_split(task.splits["test"], tokenizer, data_args.max_seq_length, False, task.is_regression)
+    return task, tokenizer, test
+
+
+@torch.no_grad()
+def _evaluate(model, task, tokenizer, test, batch_size: int = 64) -> Dict[str, float]:
+    from transformers import DataCollatorWithPadding
+
+    collate = DataCollatorWithPadding(tokenizer)
+    model.eval()
+    predictions, labels = [], []
+    for start in range(0, len(test), batch_size):
+        batch = collate([test[i] for i in range(start, min(start + batch_size, len(test)))])
+        labels.append(batch.pop("labels").numpy())
+        logits = model(**batch).logits.float().numpy()
+        predictions.append(logits.reshape(-1) if task.is_regression else logits.argmax(axis=-1))
+    return task.compute_metrics(np.concatenate(predictions), np.concatenate(labels))
+
+
+def measure(run_dir: str) -> List[dict]:
+    from adapters import AutoAdapterModel
+
+    import propetl_adapters  # noqa: F401  (registers the configs)
+    from propetl_adapters.serialization import save_compact
+    from propetl_adapters.storage import folder_bytes
+
+    with open(os.path.join(run_dir, "run_arguments.json"), encoding="utf-8") as handle:
+        run_arguments = json.load(handle)
+    model_path = run_arguments["ModelArguments"]["model_name_or_path"]
+    task, tokenizer, test = _test_split(run_arguments)
+    exported = os.path.join(run_dir, "adapter")
+    records = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for dtype in DTYPES:
+            folder = exported
+            if dtype != "float32":
+                source = AutoAdapterModel.from_pretrained(model_path)
+                name = source.load_adapter(exported, set_active=True)
+                folder = os.path.join(tmp, dtype)
+                save_compact(source, folder, name, prototype_dtype=dtype, with_head=True)
+            model = AutoAdapterModel.from_pretrained(model_path)
+            model.load_adapter(folder, set_active=True)
+            records.append({"run": run_dir, "task": task.name, "prototype_dtype": dtype,
+                            "adapter_bytes": folder_bytes(folder), "test": _evaluate(model, task, tokenizer, test)})
+            print(json.dumps(records[-1]), flush=True)
+    return records
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="run_glue.py output folders of ProPETL runs")
+    parser.add_argument("--json", help="also write every record to this file")
+    args = parser.parse_args(argv)
+    records = [record for run in args.runs for record in measure(run)]
+    if args.json:
+        from propetl_adapters.atomic import atomic_write_json
+        atomic_write_json(args.json, records)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
