@@ -352,6 +352,21 @@ def unused_trainable_parameters(model, batch: dict) -> List[str]:
 # ---------------------------------------------------------------------------
 
 
+def load_adapter_model(model_name_or_path: str, cache_dir: Optional[str] = None):
+    """``AutoAdapterModel.from_pretrained``, marked for the Hugging Face Trainer as returning a mean loss.
+
+    The heads of AdapterHub models average the loss over their batch and ignore ``num_items_in_batch``, but
+    their ``forward`` takes ``**kwargs``, from which the Trainer (transformers >= 4.46) concludes the opposite:
+    it would then skip the division by the gradient accumulation steps and multiply the loss by the number
+    of processes. ``accepts_loss_kwargs = False`` is the attribute the Trainer reads instead of guessing.
+    """
+    from adapters import AutoAdapterModel
+
+    model = AutoAdapterModel.from_pretrained(model_name_or_path, cache_dir=cache_dir)
+    model.accepts_loss_kwargs = False
+    return model
+
+
 def _is_plain_reparametrised_prefix(config) -> bool:
     """Plain AdapterHub prefix tuning with its MLP (``flat=False``): exported as the generated prefixes."""
     from adapters import PrefixTuningConfig
@@ -518,7 +533,6 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
         ExperimentError: bad arguments (the message names the flag).
         GlueDataError: missing or malformed data files (the message names the file).
     """
-    from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, default_data_collator, set_seed
 
     import propetl_adapters  # noqa: F401  (registers the ProPETL configs)
@@ -597,7 +611,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
         flag = "--tokenizer_name" if model_args.tokenizer_name else "--model_name_or_path"
         raise ExperimentError(f"{flag} {tokenizer_name}: cannot load a tokenizer ({err})") from err
     try:
-        model = AutoAdapterModel.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
+        model = load_adapter_model(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
     except (OSError, ValueError) as err:
         raise ExperimentError(f"--model_name_or_path {model_args.model_name_or_path}: cannot load a model with "
                               f"AutoAdapterModel ({err})") from err

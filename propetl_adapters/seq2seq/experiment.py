@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..glue.experiment import ExperimentError
+from ..glue.experiment import ExperimentError, load_adapter_model
 from ..glue.tasks import GlueDataError
 from .data import load_text_task
 from .tasks import TEXT_TASKS, get_text_task
@@ -83,7 +83,6 @@ def _task_metric(task_name: str, tokenizer):
 
 
 def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = None) -> dict:
-    from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorForSeq2Seq, set_seed
 
     from ..multitask_training import (MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer, finished_results,
@@ -116,7 +115,7 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     name = args.tokenizer_name or args.model_name_or_path
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
-        model = AutoAdapterModel.from_pretrained(args.model_name_or_path)
+        model = load_adapter_model(args.model_name_or_path)
     except (OSError, ValueError) as err:
         raise ExperimentError(f"--model_name_or_path {args.model_name_or_path}: cannot load ({err})") from err
     model.add_seq2seq_lm_head(ADAPTER_NAME)

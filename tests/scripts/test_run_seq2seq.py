@@ -11,7 +11,7 @@ from propetl_adapters.glue.experiment import DONE_FILE, RESULTS_FILE
 from propetl_adapters.mask_io import MASK_FILE_NAME, read_mask_file
 from propetl_adapters.seq2seq.experiment import main, parse_arguments, run
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, assert_same_tensors, exported_tensors
 
 
 def argv(model_dir, data_dir, output_dir, tasks=("rte", "stsb"), config="proadapter[reduction_factor=4]", steps=2):
@@ -21,6 +21,19 @@ def argv(model_dir, data_dir, output_dir, tasks=("rte", "stsb"), config="proadap
              "--max_source_length", "32", "--max_target_length", "6", "--label_smoothing_factor", "0.1",
              "--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--seed", "1"]
     return flags + (["--adapter_config", config] if config else [])
+
+
+def test_loss_and_update_do_not_depend_on_gradient_accumulation(tiny_t5_no_dropout_dir, seq2seq_data_dir, tmp_path):
+    """One plain-SGD step on 8 STS-B rows (targets of equal length) whole and as 2 x 4 accumulated."""
+    results = {}
+    for name, batch_size, accumulation in (("whole", 8, 1), ("halves", 4, 2)):
+        flags = argv(tiny_t5_no_dropout_dir, seq2seq_data_dir, tmp_path / name, tasks=("stsb",), steps=1) + [
+            "--per_device_train_batch_size", str(batch_size), "--gradient_accumulation_steps", str(accumulation),
+            "--optim", "sgd", "--learning_rate", "0.5", "--weight_decay", "0", "--max_grad_norm", "0",
+            "--label_smoothing_factor", "0"]
+        results[name] = run(*parse_arguments(flags))["training"]
+    assert_same_tensors(exported_tensors(tmp_path / "whole"), exported_tensors(tmp_path / "halves"))
+    assert results["halves"]["train_loss"] == pytest.approx(results["whole"]["train_loss"], rel=1e-5)
 
 
 def test_multi_task_proadapter_trains_selects_and_exports_every_task_mask(tiny_t5_dir, seq2seq_data_dir, tmp_path):
