@@ -19,7 +19,7 @@ import numpy as np
 from ..glue.experiment import ExperimentError, load_adapter_model
 from ..glue.tasks import GlueDataError
 from .data import load_text_task
-from .tasks import TEXT_TASKS, get_text_task
+from .tasks import TEXT_TASKS, get_text_task, missing_metric_packages
 
 logger = logging.getLogger(__name__)
 ADAPTER_NAME = "seq2seq"
@@ -55,6 +55,10 @@ def _check(args: Seq2SeqArguments, training_args):
         raise ExperimentError(f"--tasks: unknown {unknown or 'empty list'}; expected some of {sorted(TEXT_TASKS)}")
     if len(set(args.tasks)) != len(args.tasks):
         raise ExperimentError(f"--tasks: a task is listed twice: {args.tasks}")
+    missing = missing_metric_packages([get_text_task(t) for t in args.tasks])
+    if missing:
+        raise ExperimentError(f"--tasks {' '.join(args.tasks)}: scoring needs {', '.join(missing)}, which cannot be "
+                              f"imported; install it first: pip install {' '.join(missing)}")
     if training_args.max_steps <= 0 and training_args.num_train_epochs <= 0:
         raise ExperimentError("nothing to train: set --max_steps (the paper: 20000) or --num_train_epochs")
     if args.mask_lr_ratio <= 0:

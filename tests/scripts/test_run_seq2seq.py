@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import pytest
 
@@ -94,6 +95,17 @@ def test_bad_input_names_the_flag_or_file(tiny_t5_dir, seq2seq_data_dir, tmp_pat
     flags[position:end] = bad
     assert main(flags) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task, module, package", [("xsum", "rouge_score", "rouge-score"),
+                                                   ("wmt16_ro_en", "sacrebleu", "sacrebleu")])
+def test_missing_generation_metric_is_refused_before_training(task, module, package, tiny_t5_dir, seq2seq_data_dir,
+                                                              tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
+    assert main(argv(tiny_t5_dir, seq2seq_data_dir, tmp_path / "run", tasks=["rte", task], steps=1)) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and f"pip install {package}" in error[0] and task in error[0]
+    assert not (tmp_path / "run").exists()
 
 
 def test_config_files_parse(tmp_path):
