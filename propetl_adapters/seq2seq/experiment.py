@@ -151,15 +151,18 @@ def _as_flags(given: dict) -> List[str]:
 
 
 def parse_arguments(argv: Sequence[str]):
-    """``CONFIG.json SEED`` (the reference code's form), ``CONFIG.json``, or flags."""
+    """``CONFIG.json SEED`` (the reference code's form), ``CONFIG.json``, or flags. Flags after the config (and
+    seed) override its keys: ``CONFIG.json 42 --gradient_accumulation_steps 2``."""
     from transformers import HfArgumentParser, Seq2SeqTrainingArguments
 
     parser = HfArgumentParser((Seq2SeqArguments, Seq2SeqTrainingArguments))
     parser.set_defaults(report_to="none")
     argv = list(argv)
     if argv and argv[0].endswith(".json"):
-        if len(argv) > 2 or (len(argv) == 2 and not argv[1].lstrip("-").isdigit()):
-            raise ExperimentError(f"usage: run_seq2seq.py CONFIG.json [SEED]; got {argv}")
+        seed = argv[1] if len(argv) > 1 and not argv[1].startswith("--") else None
+        overrides = argv[2 if seed is not None else 1:]
+        if (seed is not None and not seed.isdigit()) or (overrides and not overrides[0].startswith("--")):
+            raise ExperimentError(f"usage: run_seq2seq.py CONFIG.json [SEED] [--flag value ...]; got {argv}")
         if not os.path.isfile(argv[0]):
             raise ExperimentError(f"{argv[0]}: config file not found")
         try:
@@ -170,15 +173,15 @@ def parse_arguments(argv: Sequence[str]):
         if not isinstance(given, dict) or "output_dir" not in given:
             raise ExperimentError(f"{argv[0]}: expected a JSON object with at least \"output_dir\"")
         given.setdefault("report_to", "none")
-        if len(argv) == 2:
-            given["seed"] = int(argv[1])
-            given["output_dir"] = os.path.join(given["output_dir"], f"seed{int(argv[1])}")
+        if seed is not None:
+            given["seed"] = int(seed)
+            given["output_dir"] = os.path.join(given["output_dir"], f"seed{int(seed)}")
         # Through the command-line parser, so unknown keys and wrong types are refused with the key's name.
         known = {action.dest for action in parser._actions}
         unknown = sorted(set(given) - known)
         if unknown:
             raise ExperimentError(f"{argv[0]}: unknown keys {unknown}; see `python run_seq2seq.py --help`")
-        argv = _as_flags(given)
+        argv = _as_flags(given) + overrides  # the parser keeps the last value of a flag
     return parser.parse_args_into_dataclasses(args=argv)
 
 

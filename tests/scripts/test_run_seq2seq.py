@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from propetl_adapters.glue.experiment import DONE_FILE, RESULTS_FILE
+from propetl_adapters.glue.experiment import DONE_FILE, RESULTS_FILE, ExperimentError
 from propetl_adapters.mask_io import MASK_FILE_NAME, read_mask_file
 from propetl_adapters.seq2seq.experiment import main, parse_arguments, run
 
@@ -115,6 +115,17 @@ def test_config_files_parse(tmp_path):
     for path in configs:
         args, training_args = parse_arguments([str(path), "42"])
         assert args.tasks and training_args.seed == 42, path
+
+
+def test_flags_after_config_and_seed_override_the_config():
+    config = str(REPO_ROOT / "configs" / "glue" / "propetl_adapter_reduction12.json")
+    args, training_args = parse_arguments([config, "43", "--gradient_accumulation_steps", "2"])
+    assert training_args.gradient_accumulation_steps == 2 and training_args.per_device_train_batch_size == 32
+    assert training_args.seed == 43 and training_args.output_dir.endswith("seed43")
+    assert parse_arguments([config, "--max_steps", "5"])[1].max_steps == 5
+    for bad in ([config, "x"], [config, "42", "43"]):
+        with pytest.raises(ExperimentError, match="usage"):
+            parse_arguments(bad)
 
 
 def test_two_step_hyperformer_plus_plus_run(tiny_t5_dir, seq2seq_data_dir, tmp_path):
