@@ -108,6 +108,20 @@ def test_missing_generation_metric_is_refused_before_training(task, module, pack
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("task", ["xsum", "wmt16_ro_en"])
+def test_hub_failure_is_one_line_naming_data_dir(task, tiny_t5_dir, tmp_path, capsys, monkeypatch):
+    import datasets
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Couldn't reach the hub\n(a long traceback of the cause)")
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    flags = argv(tiny_t5_dir, tmp_path, tmp_path / "run", tasks=[task], steps=1)
+    flags = flags[:flags.index("--data_dir")] + flags[flags.index("--data_dir") + 2:]
+    assert main(flags) == 2
+    [error] = capsys.readouterr().err.strip().splitlines()
+    assert "ConnectionError: Couldn't reach the hub." in error and "--data_dir" in error and task in error
+
+
 def test_config_files_parse(tmp_path):
     """Every shipped configs/**/*.json parses into the run's argument objects."""
     configs = sorted((REPO_ROOT / "configs").rglob("*.json"))
