@@ -307,7 +307,9 @@ def trainer_choice(config, full_class, adapter_class, learning_rate: float, mask
     """(trainer class, extra kwargs): the mask learning rate is ``mask_lr_ratio`` × the learning rate."""
     if config is None:
         return full_class, {}
-    return adapter_class, {"mask_learning_rate": learning_rate * mask_lr_ratio}
+    # 12 significant digits drop the binary noise of the product (3e-4 x 10 is 0.0029999999999999996), so the
+    # recorded rate reads as the user's numbers give it.
+    return adapter_class, {"mask_learning_rate": float(f"{learning_rate * mask_lr_ratio:.12g}")}
 
 
 def export_and_record(model, trainer, adapter_name: str, config, tasks: Sequence[str], output_dir: str,
