@@ -305,6 +305,13 @@ def method_name(adapter_args, config) -> str:
     base = adapter_args.adapter_config.split("[", 1)[0].strip()
     if base in ADAPTER_CONFIG_MAP:
         return base
+    return plain_method_name(config)
+
+
+def plain_method_name(config) -> str:
+    """AdapterHub's name of a plain config's class (seq_bn, lora, prefix_tuning, ...), else its class name."""
+    from adapters.configuration.adapter_config import ADAPTER_CONFIG_MAP
+
     for name, known in ADAPTER_CONFIG_MAP.items():
         if type(known) is type(config):
             return name

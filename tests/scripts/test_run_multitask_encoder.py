@@ -24,7 +24,7 @@ def argv(model_dir, glue_dir, out, config):
 
 @pytest.mark.parametrize("config, method", [("proadapter[reduction_factor=4]", "proadapter_hybrid"),
                                             ("hyperformer++[reduction_factor=4]", "hyperformer++"),
-                                            ("seq_bn[reduction_factor=4]", "SeqBnConfig"),
+                                            ("seq_bn[reduction_factor=4]", "seq_bn"),
                                             (None, "full_finetuning")])
 def test_multi_task_encoder_reports_every_task_and_its_storage(tiny_bert_dir, glue_dir, tmp_path, config, method):
     assert main(argv(tiny_bert_dir, glue_dir, tmp_path, config)) == 0

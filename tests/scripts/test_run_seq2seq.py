@@ -54,12 +54,14 @@ def test_multi_task_proadapter_trains_selects_and_exports_every_task_mask(tiny_t
     assert run(*parse_arguments(argv(tiny_t5_dir, seq2seq_data_dir, out)))["test"] == results["test"]
 
 
-@pytest.mark.parametrize("task, config, metric", [
-    ("xsum", None, "test_xsum_rouge2"), ("wmt16_ro_en", "seq_bn[reduction_factor=4]", "test_wmt16_ro_en_bleu")])
-def test_generation_tasks_report_their_metric(tiny_t5_dir, seq2seq_data_dir, tmp_path, task, config, metric):
+@pytest.mark.parametrize("task, config, metric, method", [
+    ("xsum", None, "test_xsum_rouge2", "full_finetuning"),
+    ("wmt16_ro_en", "seq_bn[reduction_factor=4]", "test_wmt16_ro_en_bleu", "seq_bn")])
+def test_generation_tasks_report_their_metric(tiny_t5_dir, seq2seq_data_dir, tmp_path, task, config, metric, method):
     results = run(*parse_arguments(argv(tiny_t5_dir, seq2seq_data_dir, tmp_path, tasks=[task], config=config,
                                         steps=1)))
     assert metric in results["test"] and results["test"][f"test_{task}_score"] == results["test"][metric]
+    assert results["method"] == method
 
 
 def test_json_config_and_seed_form(tiny_t5_dir, seq2seq_data_dir, tmp_path):
@@ -181,6 +183,7 @@ def test_adapter_dagger_trains_one_adapter_per_task_with_shared_layer_norms(tiny
     storage = results["storage"]
     assert storage["task_bits"]["rte"] == storage["task_bits"]["stsb"] > 0 and storage["shared_bits"] > 0
     assert storage["bls_bits"] == storage["shared_bits"] + 2 * storage["task_bits"]["rte"]
+    assert storage["stored_parameters_by_bits"] == {"32": storage["bls_bits"] // 32}
     assert all((tmp_path / "adapter" / task / "adapter_config.json").is_file() for task in ("rte", "stsb"))
     with pytest.raises(Exception, match="plain --adapter_config"):
         run(*parse_arguments(argv(tiny_t5_dir, seq2seq_data_dir, tmp_path / "x") + ["--adapter_per_task"]))
