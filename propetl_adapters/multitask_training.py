@@ -253,13 +253,14 @@ def trains_layer_norms(config, per_task: bool = False) -> bool:
 def method_label(config, per_task: bool = False) -> str:
     """The method name recorded in a multi-task run's results."""
     from .configuration import is_propetl_config
+    from .glue.experiment import plain_method_name
     if config is None:
         return "full_finetuning"
     if per_task:
         return "adapter_dagger"
     if is_propetl_config(config):
         return config.propetl_method + ("_hybrid" if config.tasks else "")
-    return getattr(config, "baseline_method", None) or type(config).__name__
+    return getattr(config, "baseline_method", None) or plain_method_name(config)
 
 
 def finished_results(output_dir: str, overwrite: bool) -> Optional[dict]:
@@ -307,7 +308,9 @@ def trainer_choice(config, full_class, adapter_class, learning_rate: float, mask
     """(trainer class, extra kwargs): the mask learning rate is ``mask_lr_ratio`` × the learning rate."""
     if config is None:
         return full_class, {}
-    return adapter_class, {"mask_learning_rate": learning_rate * mask_lr_ratio}
+    # 12 significant digits drop the binary noise of the product (3e-4 x 10 is 0.0029999999999999996), so the
+    # recorded rate reads as the user's numbers give it.
+    return adapter_class, {"mask_learning_rate": float(f"{learning_rate * mask_lr_ratio:.12g}")}
 
 
 def export_and_record(model, trainer, adapter_name: str, config, tasks: Sequence[str], output_dir: str,
@@ -362,16 +365,19 @@ def export_and_record(model, trainer, adapter_name: str, config, tasks: Sequence
 def per_task_adapters_storage(model, tasks: Sequence[str], head_parameters: int) -> dict:
     """Adapter†: each task stores its own adapter; the trained layer norms of the backbone are shared."""
     from .serialization import adapter_tensors
-    from .storage import base_model_parameters
+    from .storage import base_model_parameters, bits_by_width, bls_bits
     base = base_model_parameters(model)
-    task_bits = {t: 32 * sum(x.numel() for x in adapter_tensors(model, t).values()) for t in tasks}
-    adapter_ids = {id(x) for t in tasks for x in adapter_tensors(model, t).values()}
-    shared = 32 * sum(p.numel() for name, p in model.base_model.named_parameters()
-                      if p.requires_grad and id(p) not in adapter_ids)
-    total = shared + sum(task_bits.values())
+    per_task = {t: list(adapter_tensors(model, t).values()) for t in tasks}
+    adapter_ids = {id(x) for tensors in per_task.values() for x in tensors}
+    shared_tensors = [p for p in model.base_model.parameters() if p.requires_grad and id(p) not in adapter_ids]
+    stored = shared_tensors + [x for tensors in per_task.values() for x in tensors]
+    groups = bits_by_width(stored)
+    total = bls_bits(groups)
     return {"method": "adapter_dagger", "base_model_parameters": base, "head_parameters": head_parameters,
-            "trainable_parameters": total // 32, "bls_bits": total, "bls_percent": 100.0 * total / (32 * base),
-            "task_bits": task_bits, "shared_bits": shared,
+            "trainable_parameters": sum(x.numel() for x in stored), "stored_parameters_by_bits": groups,
+            "bls_bits": total, "bls_percent": 100.0 * total / (32 * base),
+            "task_bits": {t: bls_bits(bits_by_width(tensors)) for t, tensors in per_task.items()},
+            "shared_bits": bls_bits(bits_by_width(shared_tensors)),
             "notes": ["shared bits are the backbone's trained layer norms"]}
 
 

@@ -147,7 +147,8 @@ def main(argv=None) -> int:
             output_dir=output_dir, overwrite_output_dir=args.fresh, seed=args.seed, learning_rate=1e-3,
             weight_decay=0.1, warmup_ratio=0.1, num_train_epochs=args.epochs, per_device_train_batch_size=32,
             per_device_eval_batch_size=64, eval_strategy="epoch", save_total_limit=1, logging_steps=50,
-            report_to="none", use_cpu=True)
+            report_to="none", use_cpu=True,
+            disable_tqdm=False)  # a progress bar with ETA (set_verbosity_error above would turn it off)
         results = run(
             ModelArguments(model_name_or_path=args.model),
             DataArguments(train_file=os.path.join(data_dir, "train.csv"),

@@ -11,7 +11,7 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RUNNER="${RUNNER:-glue}"
 case "$RUNNER" in
     seq2seq)
-        SIZES="${SIZES:-8 32 64 256}" TASKS="${TASKS:-xsum wmt16_ro_en}" exec bash "$SCRIPT_DIR/run_t5_generation.sh" ;;
+        SIZES="${SIZES:-8 32 64 256}" T5_TASKS="${TASKS:-xsum wmt16_ro_en}" exec bash "$SCRIPT_DIR/run_t5_generation.sh" ;;
     glue) ;;
     *) echo "$(basename "$0"): error: RUNNER must be glue or seq2seq, got '$RUNNER'" >&2; exit 2 ;;
 esac

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from propetl_adapters.multitask_training import TaskBatchSampler, temperature_probabilities
+from propetl_adapters.multitask_training import TaskBatchSampler, temperature_probabilities, trainer_choice
 from propetl_adapters.seq2seq.tasks import INVALID_STSB, decode_glue, get_text_task, stsb_target
 
 
@@ -72,3 +72,10 @@ def test_generation_metrics_have_known_values():
     # one of the two bigrams of "a dog ran" matches "a dog sat": ROUGE-2 F = 0.5
     assert rouge2(["a dog sat"], ["a dog ran"])["rouge2"] == pytest.approx(50.0)
     assert bleu(["completely different words here"], ["the cat sat on the mat"])["bleu"] < 1.0
+
+
+def test_mask_learning_rate_is_recorded_as_the_numbers_give_it():
+    assert 3e-4 * 10 != 0.003  # the plain product carries binary noise
+    trainer, kwargs = trainer_choice(object(), "full", "adapter", 3e-4, 10.0)
+    assert trainer == "adapter" and kwargs["mask_learning_rate"] == 0.003
+    assert trainer_choice(None, "full", "adapter", 3e-4, 10.0) == ("full", {})

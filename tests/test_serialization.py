@@ -97,6 +97,40 @@ for variant in {list(VARIANTS)!r}:
     assert diffs == {v: "0.0" for v in VARIANTS}
 
 
+def _readme_line(start: str) -> str:
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
+        [line] = [l for l in handle if l.startswith(start)]
+    return line.split("#")[0].strip()
+
+
+def test_readme_save_and_load_lines_give_the_logits_in_a_fresh_process(tmp_path, monkeypatch):
+    """The README's five-line example, its save and load calls as written: logits, not hidden states."""
+    model = build_adapter_model("roberta", VARIANTS["proadapter"], name="rte")
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn_like(param) * 0.5)
+        expected = model.eval()(**model_inputs("roberta")).logits
+    torch.save(expected, tmp_path / "expected.pt")
+    monkeypatch.chdir(tmp_path)  # the README's relative "out/rte"
+    exec(_readme_line("model.save_adapter("), {"model": model})
+    script = f"""
+import sys, torch
+sys.path.insert(0, {REPO!r})
+import propetl_adapters
+from adapters import AutoAdapterModel
+from tests.conftest import tiny_config, model_inputs
+torch.manual_seed(0)
+model = AutoAdapterModel.from_config(tiny_config("roberta"))
+{_readme_line("model.load_adapter(")}
+got = model.eval()(**model_inputs("roberta"))
+print(tuple(got.logits.shape), torch.equal(got.logits, torch.load("expected.pt")))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("\n")[-2] == "(3, 2) True"
+
+
 def _state(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 

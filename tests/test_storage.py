@@ -1,10 +1,9 @@
-"""Bit-level storage equals the SPEC formulas on roberta-base and t5-base geometry (random weights)."""
+"""Bit-level storage equals the SPEC formulas on roberta-base and t5-base geometry (uninitialised weights)."""
 
 import pytest
 from adapters import AutoAdapterModel
 
-from propetl_adapters.geometry import geometry_config
-from propetl_adapters.storage import folder_bytes, format_report, main, storage_report
+from propetl_adapters.storage import build_base_model, folder_bytes, format_report, main, storage_report
 
 D, BN, R, PREFIX = 768, 64, 32, 64
 
@@ -24,7 +23,7 @@ LAYERS = {"roberta-base": {"proadapter": 12, "prolora": 12, "proprefix": 12},
 
 @pytest.fixture(scope="module", params=sorted(LAYERS))
 def geometry_model(request):
-    model = AutoAdapterModel.from_config(geometry_config(request.param))
+    model = build_base_model(request.param)
     for method in ("proadapter", "prolora", "proprefix"):
         model.add_adapter(method, config=method)
     return request.param, model
@@ -108,6 +107,19 @@ def test_cli_on_a_saved_folder_and_on_a_config_string(tmp_path, capsys):
     assert "bit-level storage (bits)" in text and "plain seq_bn" in text
     assert main([str(tiny), "--config", "prolora[r=4]", "--json"]) == 0
     assert '"method": "prolora"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("config", ["proadapter[reduction_factor=8]", "prolora[r=4]", "proprefix[prefix_length=4]",
+                                    "proadapter[tasks=a|b]", "hyperformer++[tasks=a|b]"])
+def test_a_model_built_without_initialisation_counts_like_an_initialised_one(config, tmp_path):
+    """build_base_model skips the base weights' initialisation (meta device, then empty CPU memory)."""
+    from tests.conftest import tiny_config
+    tiny_config("bert").save_pretrained(str(tmp_path))
+    fast, reference = build_base_model(str(tmp_path)), AutoAdapterModel.from_config(tiny_config("bert"))
+    assert {p.device.type for p in fast.parameters()} == {"cpu"}
+    for model in (fast, reference):
+        model.add_adapter("a", config=config)
+    assert storage_report(fast, "a").to_dict() == storage_report(reference, "a").to_dict()
 
 
 def test_cli_rejects_a_model_without_config(tmp_path, capsys):

@@ -308,6 +308,13 @@ def method_name(adapter_args, config) -> str:
     base = adapter_args.adapter_config.split("[", 1)[0].strip()
     if base in ADAPTER_CONFIG_MAP:
         return base
+    return plain_method_name(config)
+
+
+def plain_method_name(config) -> str:
+    """AdapterHub's name of a plain config's class (seq_bn, lora, prefix_tuning, ...), else its class name."""
+    from adapters.configuration.adapter_config import ADAPTER_CONFIG_MAP
+
     for name, known in ADAPTER_CONFIG_MAP.items():
         if type(known) is type(config):
             return name
@@ -372,6 +379,21 @@ def _mask_weight_decay_used(trainer, training_args) -> Optional[float]:
         return None
     given = getattr(trainer, "mask_weight_decay", None)
     return training_args.weight_decay if given is None else given
+
+
+def load_adapter_model(model_name_or_path: str, cache_dir: Optional[str] = None):
+    """``AutoAdapterModel.from_pretrained``, marked for the Hugging Face Trainer as returning a mean loss.
+
+    The heads of AdapterHub models average the loss over their batch and ignore ``num_items_in_batch``, but
+    their ``forward`` takes ``**kwargs``, from which the Trainer (transformers >= 4.46) concludes the opposite:
+    it would then skip the division by the gradient accumulation steps and multiply the loss by the number
+    of processes. ``accepts_loss_kwargs = False`` is the attribute the Trainer reads instead of guessing.
+    """
+    from adapters import AutoAdapterModel
+
+    model = AutoAdapterModel.from_pretrained(model_name_or_path, cache_dir=cache_dir)
+    model.accepts_loss_kwargs = False
+    return model
 
 
 def _is_plain_reparametrised_prefix(config) -> bool:
@@ -540,7 +562,6 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
         ExperimentError: bad arguments (the message names the flag).
         GlueDataError: missing or malformed data files (the message names the file).
     """
-    from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, default_data_collator, set_seed
 
     import propetl_adapters  # noqa: F401  (registers the ProPETL configs)
@@ -619,7 +640,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
         flag = "--tokenizer_name" if model_args.tokenizer_name else "--model_name_or_path"
         raise ExperimentError(f"{flag} {tokenizer_name}: cannot load a tokenizer ({err})") from err
     try:
-        model = AutoAdapterModel.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
+        model = load_adapter_model(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
     except (OSError, ValueError) as err:
         raise ExperimentError(f"--model_name_or_path {model_args.model_name_or_path}: cannot load a model with "
                               f"AutoAdapterModel ({err})") from err

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .experiment import ExperimentError, tokenize_split
+from .experiment import ExperimentError, load_adapter_model, tokenize_split
 from .metrics import compute_glue_metrics
 from .splits import paper_splits
 from .tasks import TASK_NAMES, GlueDataError, get_task, load_glue_dir, load_glue_online
@@ -73,7 +73,6 @@ def _task_metric(task):
 
 
 def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = None) -> dict:
-    from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
     from ..multitask_training import (MultiTaskFullTrainer, MultiTaskTrainer, finished_results,
@@ -103,7 +102,7 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
     set_seed(training_args.seed)
     try:
         tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
-        model = AutoAdapterModel.from_pretrained(args.model_name_or_path)
+        model = load_adapter_model(args.model_name_or_path)
     except (OSError, ValueError) as err:
         raise ExperimentError(f"--model_name_or_path {args.model_name_or_path}: cannot load ({err})") from err
     for name, task in tasks.items():

@@ -7,7 +7,9 @@ Sources (the first one given is used):
    task's validation file is split by the paper's rule (SPEC §3).
 2. ``glue_dir`` (GLUE tasks only): the standard TSV layout, split by the paper's rule.
 3. ``datasets.load_dataset`` (needs the hub): GLUE split by the paper's rule (MNLI selects on
-   mismatched), XSum and WMT16 Ro-En with their own train/validation/test splits.
+   mismatched), XSum (``EdinburghNLP/xsum``) and WMT16 Ro-En (``wmt16``, config ``ro-en``) with their own
+   train/validation/test splits, at the hub's current revision (none is pinned). A failure names
+   ``--data_dir``, the offline way.
 """
 
 import json
@@ -75,5 +77,15 @@ def load_text_task(task: TextTask, data_dir: Optional[str] = None, glue_dir: Opt
         splits = paper_splits(task.glue, raw, seed=split_seed, mnli_mismatched_validation=task.name == "mnli")
         return {split: _to_text(task, rows, where) for split, rows in splits.items()}
     import datasets
-    loaded = datasets.load_dataset(*ONLINE[task.name])
-    return {split: _to_text(task, list(loaded[split]), f"datasets {ONLINE[task.name]}") for split in SPLITS}
+    call = f"datasets.load_dataset{ONLINE[task.name]!r}"
+    try:
+        loaded = datasets.load_dataset(*ONLINE[task.name])
+        missing = [split for split in SPLITS if split not in loaded]
+        if missing:
+            raise KeyError(f"no split {missing} among {sorted(loaded)}")
+    except Exception as err:  # network, hub, cache and format failures have many exception types
+        first_line = (str(err).strip().splitlines() or [""])[0]
+        raise GlueDataError(f"could not load task '{task.name}' with {call}: {type(err).__name__}: {first_line}. "
+                            f"Offline, pass --data_dir DIR with {task.name}/{{train,validation,test}}.jsonl "
+                            "(see docs/run_seq2seq.md)") from err
+    return {split: _to_text(task, list(loaded[split]), call) for split in SPLITS}

@@ -16,10 +16,10 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..glue.experiment import ExperimentError
+from ..glue.experiment import ExperimentError, load_adapter_model
 from ..glue.tasks import GlueDataError
 from .data import load_text_task
-from .tasks import TEXT_TASKS, get_text_task
+from .tasks import TEXT_TASKS, get_text_task, missing_metric_packages
 
 logger = logging.getLogger(__name__)
 ADAPTER_NAME = "seq2seq"
@@ -55,6 +55,10 @@ def _check(args: Seq2SeqArguments, training_args):
         raise ExperimentError(f"--tasks: unknown {unknown or 'empty list'}; expected some of {sorted(TEXT_TASKS)}")
     if len(set(args.tasks)) != len(args.tasks):
         raise ExperimentError(f"--tasks: a task is listed twice: {args.tasks}")
+    missing = missing_metric_packages([get_text_task(t) for t in args.tasks])
+    if missing:
+        raise ExperimentError(f"--tasks {' '.join(args.tasks)}: scoring needs {', '.join(missing)}, which cannot be "
+                              f"imported; install it first: pip install {' '.join(missing)}")
     if training_args.max_steps <= 0 and training_args.num_train_epochs <= 0:
         raise ExperimentError("nothing to train: set --max_steps (the paper: 20000) or --num_train_epochs")
     if args.mask_lr_ratio <= 0:
@@ -83,7 +87,6 @@ def _task_metric(task_name: str, tokenizer):
 
 
 def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = None) -> dict:
-    from adapters import AutoAdapterModel
     from transformers import AutoTokenizer, DataCollatorForSeq2Seq, set_seed
 
     from ..multitask_training import (MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer, finished_results,
@@ -116,7 +119,7 @@ def run(args: Seq2SeqArguments, training_args, command_line: Optional[str] = Non
     name = args.tokenizer_name or args.model_name_or_path
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
-        model = AutoAdapterModel.from_pretrained(args.model_name_or_path)
+        model = load_adapter_model(args.model_name_or_path)
     except (OSError, ValueError) as err:
         raise ExperimentError(f"--model_name_or_path {args.model_name_or_path}: cannot load ({err})") from err
     model.add_seq2seq_lm_head(ADAPTER_NAME)
@@ -148,15 +151,18 @@ def _as_flags(given: dict) -> List[str]:
 
 
 def parse_arguments(argv: Sequence[str]):
-    """``CONFIG.json SEED`` (the reference code's form), ``CONFIG.json``, or flags."""
+    """``CONFIG.json SEED`` (the reference code's form), ``CONFIG.json``, or flags. Flags after the config (and
+    seed) override its keys: ``CONFIG.json 42 --gradient_accumulation_steps 2``."""
     from transformers import HfArgumentParser, Seq2SeqTrainingArguments
 
     parser = HfArgumentParser((Seq2SeqArguments, Seq2SeqTrainingArguments))
     parser.set_defaults(report_to="none")
     argv = list(argv)
     if argv and argv[0].endswith(".json"):
-        if len(argv) > 2 or (len(argv) == 2 and not argv[1].lstrip("-").isdigit()):
-            raise ExperimentError(f"usage: run_seq2seq.py CONFIG.json [SEED]; got {argv}")
+        seed = argv[1] if len(argv) > 1 and not argv[1].startswith("--") else None
+        overrides = argv[2 if seed is not None else 1:]
+        if (seed is not None and not seed.isdigit()) or (overrides and not overrides[0].startswith("--")):
+            raise ExperimentError(f"usage: run_seq2seq.py CONFIG.json [SEED] [--flag value ...]; got {argv}")
         if not os.path.isfile(argv[0]):
             raise ExperimentError(f"{argv[0]}: config file not found")
         try:
@@ -167,15 +173,15 @@ def parse_arguments(argv: Sequence[str]):
         if not isinstance(given, dict) or "output_dir" not in given:
             raise ExperimentError(f"{argv[0]}: expected a JSON object with at least \"output_dir\"")
         given.setdefault("report_to", "none")
-        if len(argv) == 2:
-            given["seed"] = int(argv[1])
-            given["output_dir"] = os.path.join(given["output_dir"], f"seed{int(argv[1])}")
+        if seed is not None:
+            given["seed"] = int(seed)
+            given["output_dir"] = os.path.join(given["output_dir"], f"seed{int(seed)}")
         # Through the command-line parser, so unknown keys and wrong types are refused with the key's name.
         known = {action.dest for action in parser._actions}
         unknown = sorted(set(given) - known)
         if unknown:
             raise ExperimentError(f"{argv[0]}: unknown keys {unknown}; see `python run_seq2seq.py --help`")
-        argv = _as_flags(given)
+        argv = _as_flags(given) + overrides  # the parser keeps the last value of a flag
     return parser.parse_args_into_dataclasses(args=argv)
 
 

@@ -6,6 +6,7 @@ a class other than the gold one); an STS-B prediction that is not a number becom
 the 0-5 range, so it can only lower the correlation.
 """
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -24,6 +25,21 @@ class TextTask:
     to_text: Callable[[dict], Dict[str, str]]
     score: Callable[[List[str], List[str]], Dict[str, float]]
     glue: Optional[GlueTask] = None
+    metric_packages: Tuple[Tuple[str, str], ...] = ()  # (module, pip package) that ``score`` imports
+
+
+def missing_metric_packages(tasks: Sequence[TextTask]) -> List[str]:
+    """The pip packages the tasks' scoring needs that cannot be imported here (checked before training,
+    so that a run does not stop at its first evaluation)."""
+    missing = []
+    for task in tasks:
+        for module, package in task.metric_packages:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                if package not in missing:
+                    missing.append(package)
+    return missing
 
 
 def _glue_source(task: GlueTask, row: dict) -> str:
@@ -105,8 +121,9 @@ TEXT_TASKS: Dict[str, TextTask] = {
     **{name: TextTask(name, tuple(get_task(name).metrics), _glue_row_to_text(get_task(name)),
                       _glue_scorer(get_task(name)), glue=get_task(name)) for name in TASK_NAMES},
     # The metric listed first is the one reported (and the one selection averages with the rest).
-    "xsum": TextTask("xsum", ("rouge2",), _xsum_to_text, rouge2),
-    "wmt16_ro_en": TextTask("wmt16_ro_en", ("bleu",), _wmt_to_text, bleu),
+    "xsum": TextTask("xsum", ("rouge2",), _xsum_to_text, rouge2, metric_packages=(("rouge_score", "rouge-score"),)),
+    "wmt16_ro_en": TextTask("wmt16_ro_en", ("bleu",), _wmt_to_text, bleu,
+                            metric_packages=(("sacrebleu", "sacrebleu"),)),
 }
 
 

@@ -20,7 +20,7 @@ from propetl_adapters.glue.tasks import (
 )
 from propetl_adapters.glue.text_files import load_text_files
 
-REAL_GLUE_DIR = Path("/work/shared/glue")
+REAL_GLUE_DIR = Path(__file__).resolve().parents[3] / "shared" / "glue"  # ../shared/glue, as CI lays it out
 
 # ---------------------------------------------------------------------------
 # Tiny GLUE-format files

@@ -3,8 +3,10 @@ tokenizers built from a small vocabulary, and GLUE-format TSV folders written by
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,54 @@ def tiny_roberta_dir(tmp_path_factory) -> str:
                            bos_token_id=0, eos_token_id=2, type_vocab_size=1)
     RobertaModel(config).save_pretrained(folder)
     return str(folder)
+
+
+def without_dropout(source: str, folder: Path) -> str:
+    """A copy of the model folder ``source`` with every dropout probability 0, for runs compared exactly."""
+    shutil.copytree(source, folder)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config.update({key: 0.0 for key, value in config.items() if "dropout" in key and isinstance(value, float)})
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_no_dropout_dir(tiny_roberta_dir, tmp_path_factory) -> str:
+    return without_dropout(tiny_roberta_dir, tmp_path_factory.mktemp("exact") / "roberta")
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_no_dropout_dir(tiny_t5_dir, tmp_path_factory) -> str:
+    return without_dropout(tiny_t5_dir, tmp_path_factory.mktemp("exact") / "t5")
+
+
+def exported_tensors(output_dir) -> dict:
+    """Every weight a finished run exported (its checkpoints and binary mask files left out), keyed by file and
+    tensor name."""
+    import torch
+    from safetensors.torch import load_file
+
+    tensors = {}
+    for path in sorted(Path(output_dir).rglob("*")):
+        relative = path.relative_to(output_dir).as_posix()
+        if relative.startswith("checkpoint-"):
+            continue
+        if path.suffix == ".safetensors":
+            loaded = load_file(path)
+        elif path.suffix == ".bin" and path.name.startswith("pytorch_"):
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            continue
+        tensors.update({f"{relative}:{name}": value for name, value in loaded.items()})
+    return tensors
+
+
+def assert_same_tensors(first: dict, second: dict) -> None:
+    import torch
+
+    assert first and sorted(first) == sorted(second)
+    for name, value in first.items():
+        assert torch.allclose(value, second[name], rtol=1e-4, atol=1e-9), name  # one step moves a bias by ~1e-5
 
 
 def write_tsv(path: Path, header, rows) -> None:

@@ -17,7 +17,7 @@ from propetl_adapters.glue.experiment import (ADAPTER_DIR, DONE_FILE, MODEL_DIR,
 from propetl_adapters.glue.tasks import GlueDataError
 from propetl_adapters.mask_io import MASK_FILE_NAME
 
-from .conftest import REPO_ROOT, write_tsv
+from .conftest import REPO_ROOT, assert_same_tensors, exported_tensors, write_tsv
 
 # Small versions of the six methods (hidden size 32).
 METHODS = {
@@ -44,6 +44,15 @@ def base_argv(model_dir, output_dir, glue_dir=None, task="rte", steps=2):
 
 def run_argv(argv, **kwargs):
     return run(*parse_arguments(argv), **kwargs)
+
+
+def one_exact_step_argv(model_dir, glue_dir, output_dir, batch_size: int, accumulation: int):
+    """One plain-SGD step (no warm-up, decay or clipping, which would hide a scaled gradient) on 8 examples."""
+    return (base_argv(model_dir, output_dir, glue_dir, steps=1)
+            + adapter_argv("proadapter[reduction_factor=4]")
+            + ["--per_device_train_batch_size", str(batch_size), "--gradient_accumulation_steps", str(accumulation),
+               "--optim", "sgd", "--learning_rate", "0.5", "--warmup_ratio", "0", "--weight_decay", "0",
+               "--max_grad_norm", "0", "--pad_to_max_length", "--eval_strategy", "no", "--save_strategy", "no"])
 
 
 def adapter_argv(config):
@@ -94,6 +103,15 @@ def test_two_step_run_of_every_method(method, tiny_bert_dir, glue_dir, tmp_path)
         assert plain["method"] == {"proadapter": "seq_bn", "prolora": "lora", "proprefix": "prefix_tuning"}[method]
         assert storage["stored_parameters_by_bits"]["1"] > 0  # the 1-bit masks
         assert storage["bls_bits"] < plain["bls_bits"]
+
+
+def test_loss_and_update_do_not_depend_on_gradient_accumulation(tiny_roberta_no_dropout_dir, glue_dir, tmp_path):
+    """Batch 8 in one step and 2 x 4 accumulated: the same loss and the same weights after the step."""
+    whole = run_argv(one_exact_step_argv(tiny_roberta_no_dropout_dir, glue_dir, tmp_path / "whole", 8, 1))
+    halves = run_argv(one_exact_step_argv(tiny_roberta_no_dropout_dir, glue_dir, tmp_path / "halves", 4, 2))
+    assert whole["training"]["effective_batch_size"] == halves["training"]["effective_batch_size"] == 8
+    assert_same_tensors(exported_tensors(tmp_path / "whole"), exported_tensors(tmp_path / "halves"))
+    assert halves["training"]["train_loss"] == pytest.approx(whole["training"]["train_loss"], rel=1e-5)
 
 
 def test_exported_proadapter_reloads_with_identical_predictions(tiny_bert_dir, glue_dir, tmp_path):

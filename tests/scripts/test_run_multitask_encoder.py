@@ -11,6 +11,8 @@ import pytest
 from propetl_adapters.glue.experiment import DONE_FILE, RESULTS_FILE
 from propetl_adapters.glue.multitask_experiment import main
 
+from .conftest import assert_same_tensors, exported_tensors
+
 
 def argv(model_dir, glue_dir, out, config):
     flags = ["--model_name_or_path", model_dir, "--glue_dir", glue_dir, "--tasks", "rte", "stsb", "cola",
@@ -22,7 +24,7 @@ def argv(model_dir, glue_dir, out, config):
 
 @pytest.mark.parametrize("config, method", [("proadapter[reduction_factor=4]", "proadapter_hybrid"),
                                             ("hyperformer++[reduction_factor=4]", "hyperformer++"),
-                                            ("seq_bn[reduction_factor=4]", "SeqBnConfig"),
+                                            ("seq_bn[reduction_factor=4]", "seq_bn"),
                                             (None, "full_finetuning")])
 def test_multi_task_encoder_reports_every_task_and_its_storage(tiny_bert_dir, glue_dir, tmp_path, config, method):
     assert main(argv(tiny_bert_dir, glue_dir, tmp_path, config)) == 0
@@ -54,3 +56,18 @@ def test_bad_task_limits_are_rejected(tiny_bert_dir, glue_dir, tmp_path, capsys)
     flags[flags.index("cola=16")] = "sst2=10"
     assert main(flags) == 2
     assert "--task_train_limits" in capsys.readouterr().err
+
+
+def test_loss_and_update_do_not_depend_on_gradient_accumulation(tiny_roberta_no_dropout_dir, glue_dir, tmp_path):
+    """One plain-SGD step on 8 RTE rows, whole and as 2 x 4 accumulated."""
+    for name, batch_size, accumulation in (("whole", 8, 1), ("halves", 4, 2)):
+        assert main(["--model_name_or_path", tiny_roberta_no_dropout_dir, "--glue_dir", glue_dir, "--tasks", "rte",
+                     "--max_steps", "1", "--eval_steps", "1", "--per_device_train_batch_size", str(batch_size),
+                     "--gradient_accumulation_steps", str(accumulation), "--optim", "sgd", "--learning_rate", "0.5",
+                     "--weight_decay", "0", "--max_grad_norm", "0", "--max_seq_length", "32",
+                     "--adapter_config", "proadapter[reduction_factor=4]", "--output_dir", str(tmp_path / name),
+                     "--use_cpu", "--disable_tqdm", "true"]) == 0
+    assert_same_tensors(exported_tensors(tmp_path / "whole"), exported_tensors(tmp_path / "halves"))
+    losses = [json.loads((tmp_path / name / RESULTS_FILE).read_text())["training"]["train_loss"]
+              for name in ("whole", "halves")]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import pytest
 
-from propetl_adapters.glue.experiment import DONE_FILE, RESULTS_FILE
+from propetl_adapters.glue.experiment import DONE_FILE, RESULTS_FILE, ExperimentError
 from propetl_adapters.mask_io import MASK_FILE_NAME, read_mask_file
 from propetl_adapters.seq2seq.experiment import main, parse_arguments, run
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, assert_same_tensors, exported_tensors
 
 
 def argv(model_dir, data_dir, output_dir, tasks=("rte", "stsb"), config="proadapter[reduction_factor=4]", steps=2):
@@ -21,6 +22,19 @@ def argv(model_dir, data_dir, output_dir, tasks=("rte", "stsb"), config="proadap
              "--max_source_length", "32", "--max_target_length", "6", "--label_smoothing_factor", "0.1",
              "--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--seed", "1"]
     return flags + (["--adapter_config", config] if config else [])
+
+
+def test_loss_and_update_do_not_depend_on_gradient_accumulation(tiny_t5_no_dropout_dir, seq2seq_data_dir, tmp_path):
+    """One plain-SGD step on 8 STS-B rows (targets of equal length) whole and as 2 x 4 accumulated."""
+    results = {}
+    for name, batch_size, accumulation in (("whole", 8, 1), ("halves", 4, 2)):
+        flags = argv(tiny_t5_no_dropout_dir, seq2seq_data_dir, tmp_path / name, tasks=("stsb",), steps=1) + [
+            "--per_device_train_batch_size", str(batch_size), "--gradient_accumulation_steps", str(accumulation),
+            "--optim", "sgd", "--learning_rate", "0.5", "--weight_decay", "0", "--max_grad_norm", "0",
+            "--label_smoothing_factor", "0"]
+        results[name] = run(*parse_arguments(flags))["training"]
+    assert_same_tensors(exported_tensors(tmp_path / "whole"), exported_tensors(tmp_path / "halves"))
+    assert results["halves"]["train_loss"] == pytest.approx(results["whole"]["train_loss"], rel=1e-5)
 
 
 def test_multi_task_proadapter_trains_selects_and_exports_every_task_mask(tiny_t5_dir, seq2seq_data_dir, tmp_path):
@@ -40,12 +54,14 @@ def test_multi_task_proadapter_trains_selects_and_exports_every_task_mask(tiny_t
     assert run(*parse_arguments(argv(tiny_t5_dir, seq2seq_data_dir, out)))["test"] == results["test"]
 
 
-@pytest.mark.parametrize("task, config, metric", [
-    ("xsum", None, "test_xsum_rouge2"), ("wmt16_ro_en", "seq_bn[reduction_factor=4]", "test_wmt16_ro_en_bleu")])
-def test_generation_tasks_report_their_metric(tiny_t5_dir, seq2seq_data_dir, tmp_path, task, config, metric):
+@pytest.mark.parametrize("task, config, metric, method", [
+    ("xsum", None, "test_xsum_rouge2", "full_finetuning"),
+    ("wmt16_ro_en", "seq_bn[reduction_factor=4]", "test_wmt16_ro_en_bleu", "seq_bn")])
+def test_generation_tasks_report_their_metric(tiny_t5_dir, seq2seq_data_dir, tmp_path, task, config, metric, method):
     results = run(*parse_arguments(argv(tiny_t5_dir, seq2seq_data_dir, tmp_path, tasks=[task], config=config,
                                         steps=1)))
     assert metric in results["test"] and results["test"][f"test_{task}_score"] == results["test"][metric]
+    assert results["method"] == method
 
 
 def test_json_config_and_seed_form(tiny_t5_dir, seq2seq_data_dir, tmp_path):
@@ -83,6 +99,31 @@ def test_bad_input_names_the_flag_or_file(tiny_t5_dir, seq2seq_data_dir, tmp_pat
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("task, module, package", [("xsum", "rouge_score", "rouge-score"),
+                                                   ("wmt16_ro_en", "sacrebleu", "sacrebleu")])
+def test_missing_generation_metric_is_refused_before_training(task, module, package, tiny_t5_dir, seq2seq_data_dir,
+                                                              tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
+    assert main(argv(tiny_t5_dir, seq2seq_data_dir, tmp_path / "run", tasks=["rte", task], steps=1)) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and f"pip install {package}" in error[0] and task in error[0]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("task", ["xsum", "wmt16_ro_en"])
+def test_hub_failure_is_one_line_naming_data_dir(task, tiny_t5_dir, tmp_path, capsys, monkeypatch):
+    import datasets
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Couldn't reach the hub\n(a long traceback of the cause)")
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    flags = argv(tiny_t5_dir, tmp_path, tmp_path / "run", tasks=[task], steps=1)
+    flags = flags[:flags.index("--data_dir")] + flags[flags.index("--data_dir") + 2:]
+    assert main(flags) == 2
+    [error] = capsys.readouterr().err.strip().splitlines()
+    assert "ConnectionError: Couldn't reach the hub." in error and "--data_dir" in error and task in error
+
+
 def test_config_files_parse(tmp_path):
     """Every shipped configs/**/*.json parses into the run's argument objects."""
     configs = sorted((REPO_ROOT / "configs").rglob("*.json"))
@@ -90,6 +131,17 @@ def test_config_files_parse(tmp_path):
     for path in configs:
         args, training_args = parse_arguments([str(path), "42"])
         assert args.tasks and training_args.seed == 42, path
+
+
+def test_flags_after_config_and_seed_override_the_config():
+    config = str(REPO_ROOT / "configs" / "glue" / "propetl_adapter_reduction12.json")
+    args, training_args = parse_arguments([config, "43", "--gradient_accumulation_steps", "2"])
+    assert training_args.gradient_accumulation_steps == 2 and training_args.per_device_train_batch_size == 32
+    assert training_args.seed == 43 and training_args.output_dir.endswith("seed43")
+    assert parse_arguments([config, "--max_steps", "5"])[1].max_steps == 5
+    for bad in ([config, "x"], [config, "42", "43"]):
+        with pytest.raises(ExperimentError, match="usage"):
+            parse_arguments(bad)
 
 
 def test_two_step_hyperformer_plus_plus_run(tiny_t5_dir, seq2seq_data_dir, tmp_path):
@@ -131,6 +183,7 @@ def test_adapter_dagger_trains_one_adapter_per_task_with_shared_layer_norms(tiny
     storage = results["storage"]
     assert storage["task_bits"]["rte"] == storage["task_bits"]["stsb"] > 0 and storage["shared_bits"] > 0
     assert storage["bls_bits"] == storage["shared_bits"] + 2 * storage["task_bits"]["rte"]
+    assert storage["stored_parameters_by_bits"] == {"32": storage["bls_bits"] // 32}
     assert all((tmp_path / "adapter" / task / "adapter_config.json").is_file() for task in ("rte", "stsb"))
     with pytest.raises(Exception, match="plain --adapter_config"):
         run(*parse_arguments(argv(tiny_t5_dir, seq2seq_data_dir, tmp_path / "x") + ["--adapter_per_task"]))

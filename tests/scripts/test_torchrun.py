@@ -12,7 +12,8 @@ import pytest
 
 from propetl_adapters.glue.experiment import DONE_FILE, RESULTS_FILE
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, assert_same_tensors, exported_tensors
+from .test_run_glue import one_exact_step_argv, run_argv
 
 
 @pytest.mark.parametrize("config, unused", [("proadapter[random_mask=True,reduction_factor=4]", False),
@@ -41,6 +42,25 @@ def test_torchrun_two_processes_gloo(config, unused, tiny_bert_dir, glue_dir, tm
     assert results["training"]["effective_batch_size"] == 8
     assert results["examples"]["test"] == 8 and "accuracy" in results["test"]
     assert results["command_line"] and "run_glue.py" in results["command_line"]
+
+
+def test_two_processes_take_the_same_step_as_one(tiny_roberta_no_dropout_dir, glue_dir, tmp_path):
+    """Batch 8 in one process and 2 x 4 in two gloo processes: the same loss and the same weights after the step."""
+    one = run_argv(one_exact_step_argv(tiny_roberta_no_dropout_dir, glue_dir, tmp_path / "one", 8, 1))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+           str(REPO_ROOT / "run_glue.py"), "--ddp_backend", "gloo",
+           *one_exact_step_argv(tiny_roberta_no_dropout_dir, glue_dir, tmp_path / "two", 4, 1)]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    two = json.loads((tmp_path / "two" / RESULTS_FILE).read_text(encoding="utf-8"))
+    assert two["training"]["world_size"] == 2 and two["training"]["effective_batch_size"] == 8
+    assert_same_tensors(exported_tensors(tmp_path / "one"), exported_tensors(tmp_path / "two"))
+    assert two["training"]["train_loss"] == pytest.approx(one["training"]["train_loss"], rel=1e-5)
 
 
 def test_run_seq2seq_multi_task_under_torchrun(tiny_t5_dir, seq2seq_data_dir, tmp_path):
