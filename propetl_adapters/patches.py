@@ -75,6 +75,9 @@ def _bottleneck_add_adapter(self, adapter_name: str, layer_idx: int) -> bool:
         raise ValueError(f"{type(config).__name__}.reduction_factor must be one number: every layer shares one "
                          "prototype / hypernetwork.")
     hidden = self.model_config.hidden_size
+    if not 1 <= hidden // config.reduction_factor:
+        raise ValueError(f"{type(config).__name__}.reduction_factor={config.reduction_factor} leaves no bottleneck "
+                         f"on hidden size {hidden}; allowed range (0, {hidden}].")
     if isinstance(config, HyperformerConfig):
         encoder_layers = getattr(self.model_config, "num_layers", None) or self.model_config.num_hidden_layers
         n_layers = encoder_layers + (getattr(self.model_config, "num_decoder_layers", 0) or 0) \
