@@ -128,3 +128,109 @@ def test_verify_names_the_file_that_does_not_match(tmp_path, damage, message):
 
 def test_folder_without_manifest_is_reported_as_such(tmp_path):
     assert verify_folder(str(tmp_path)) is None
+
+
+# --- the crash loop: saves killed at random points ---
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAVER = """
+import sys
+sys.path.insert(0, {repo!r})
+from tests.test_adapter_folder import crash_loop_models
+models = crash_loop_models()
+print("ready", flush=True)
+for k in range({first}, {first} + 10 ** 6):
+    name = "AB"[k % 2]
+    print("saving", name, flush=True)
+    models[name].save_adapter({folder!r}, "task", with_head=True, use_safetensors=(name == "A"))
+    print("saved", name, flush=True)
+"""
+
+
+def crash_loop_models():
+    """Adapters A and B (with heads) on one tiny BERT backbone; built identically in the test and its child."""
+    import torch
+    from tests.conftest import build_adapter_model
+    models = {}
+    for index, name in enumerate("AB"):
+        model = build_adapter_model("bert", "proadapter[reduction_factor=4]", seed=0)
+        generator = torch.Generator().manual_seed(100 + index)
+        with torch.no_grad():
+            for param in model.parameters():
+                if param.requires_grad:
+                    param.add_(torch.randn(param.shape, generator=generator))
+        model.set_active_adapters("task")
+        models[name] = model.eval()
+    return models
+
+
+def _loaded_as(folder, models):
+    """'A' or 'B' when the folder loads as exactly one of them, else raises (refused or a mixture)."""
+    import torch
+    from adapters import AutoAdapterModel
+    from propetl_adapters.serialization import adapter_tensors
+    from tests.conftest import model_inputs, tiny_config
+    torch.manual_seed(0)
+    fresh = AutoAdapterModel.from_config(tiny_config("bert")).eval()
+    fresh.load_adapter(folder, set_active=True, use_safetensors=True)
+    inputs = model_inputs("bert")
+    matches = []
+    for name, model in models.items():
+        # Scores are not saved (the reloaded ones are the 0/1 masks): the masks are compared through the outputs.
+        ours, theirs = ({**{k: v for k, v in adapter_tensors(m, "task").items() if not k.endswith(".scores")},
+                         **m.heads["task"].state_dict()} for m in (model, fresh))
+        same = set(ours) == set(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)
+        with torch.no_grad():
+            same = same and torch.equal(model(**inputs).logits, fresh(**inputs).logits)
+        if same:
+            matches.append(name)
+    assert len(matches) == 1, f"{folder} loaded as neither A nor B exactly (a mixture)"
+    return matches[0]
+
+
+@pytest.mark.slow
+def test_saves_killed_at_random_points_leave_a_or_b(tmp_path):
+    """20 saver processes killed (SIGKILL) at seeded random times while saving A and B alternately into one
+    folder; after every kill the folder loads as exactly A or B, or is refused naming its file."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    models = crash_loop_models()
+    folder = str(tmp_path / "adapter")
+    started = time.perf_counter()
+    models["A"].save_adapter(folder, "task", with_head=True, use_safetensors=True)
+    save_seconds = time.perf_counter() - started  # kills land within the first three saves of each saver
+    rng = random.Random(17)
+    outcomes, mid_save, leftovers = [], 0, 0
+    for round_ in range(20):
+        saver = subprocess.Popen([sys.executable, "-c", SAVER.format(repo=REPO, folder=folder, first=round_)],
+                                 cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
+                                 text=True)
+        try:
+            assert saver.stdout.readline().strip() == "ready"
+            time.sleep(rng.uniform(0.0, 3 * save_seconds))
+            saver.send_signal(signal.SIGKILL)
+            saver.wait()
+            progress = saver.stdout.read().split()
+        finally:
+            saver.kill()
+            saver.stdout.close()
+        mid_save += "saving" in progress[-2:]
+        leftovers += any(".propetl-staging-" in name for name in os.listdir(tmp_path))
+        try:
+            outcomes.append(_loaded_as(folder, models))
+        except ValueError as err:  # refused: the message must name the folder's file
+            assert folder in str(err), err
+            outcomes.append("refused")
+    print(f"\ncrash loop: {outcomes.count('A')} A, {outcomes.count('B')} B, {outcomes.count('refused')} refused; "
+          f"{mid_save} kills during a save, {leftovers} left a staging folder")
+    assert set(outcomes) <= {"A", "B"} and len(outcomes) == 20
+    assert mid_save > 0
+    models["B"].save_adapter(folder, "task", with_head=True)  # the next save removes what the kills left
+    assert sorted(os.listdir(tmp_path)) == ["adapter"]
+    assert sorted(os.listdir(folder)) == ["adapter_config.json", "head_config.json", MANIFEST_NAME,
+                                          "propetl_masks.bin", "pytorch_adapter.bin", "pytorch_model_head.bin"]
+    assert _loaded_as(folder, models) == "B"
