@@ -314,13 +314,13 @@ def _install(model, adapter_name: str, tensors: Dict[str, torch.Tensor], mask_fi
                 raise MaskFileError(f"{folder}/{MASK_FILE_NAME}: mask '{path}' disagrees with the saved scores.")
 
 
-def verify_saved_folder(folder: str, saved: dict) -> Optional[dict]:
+def verify_saved_folder(folder: str, saved: dict, warn: bool = True) -> Optional[dict]:
     """Every file against the manifest (see adapter_folder); None only for folders saved before manifests."""
     listed = verify_folder(folder)
     if listed is None and saved.get(MANIFEST_KEY):
         raise AdapterFolderError(f"{join(folder, MANIFEST_NAME)}: missing, but {CONFIG_NAME} says the folder was "
                                  "saved with one; its files cannot be checked.")
-    if listed is None:
+    if listed is None and warn:
         logger.warning("%s was saved without %s (an older version of this library): its files are not "
                        "checked as a unit.", folder, MANIFEST_NAME)
     return listed
@@ -431,7 +431,7 @@ def load_propetl_adapter(loader, folder: str, requested_config=None, load_as: Op
 
 @dataclass
 class HeadFile:
-    name: str
+    name: Optional[str]
     path: str
     model_class: str
     tensors: Dict[str, torch.Tensor]
@@ -453,18 +453,21 @@ def read_head_file(folder: str, use_safetensors: bool, load_as: Optional[str]) -
                                  + (" (it was saved with use_safetensors=True)" if os.path.isfile(safe_path) else "")
                                  + ".")
     head_config = _read_json_object(config_path)
-    if not isinstance(head_config.get("name"), str) or not isinstance(head_config.get("model_class"), str):
-        raise AdapterFolderError(f"{config_path}: needs a string 'name' and 'model_class'.")
+    # 'name' is None for the static head of a plain transformers model
+    if not isinstance(head_config.get("name"), (str, type(None))) or not isinstance(head_config.get("model_class"),
+                                                                                      str):
+        raise AdapterFolderError(f"{config_path}: needs a 'name' and a string 'model_class'.")
     tensors, _ = _read_tensors(weights_path, "head weights")
     old, new = head_config["name"], load_as or head_config["name"]
-    renamed = {k.replace(f"heads.{old}.", f"heads.{new}."): v for k, v in tensors.items()}
-    return HeadFile(new, weights_path, head_config["model_class"], renamed)
+    if old is not None and new != old:
+        tensors = {k.replace(f"heads.{old}.", f"heads.{new}."): v for k, v in tensors.items()}
+    return HeadFile(new, weights_path, head_config["model_class"], tensors)
 
 
 def check_head_installed(model, head: HeadFile):
     """Every tensor of the loaded head came from the file (AdapterHub loads heads leniently)."""
     heads = getattr(model, "heads", None)
-    if heads is None:
+    if heads is None or head.name is None:  # a static head: AdapterHub loads it into the model as is
         return
     if head.name not in heads:
         raise AdapterFolderError(f"{head.path}: head '{head.name}' was not loaded ({HEAD_CONFIG_NAME} names model "
@@ -482,7 +485,7 @@ def load_folder_transaction(model, folder: str, load_as: Optional[str], with_hea
     """Run ``load()`` (AdapterHub's load_adapter: adapter, then head) as one unit: the head file is read and
     checked first, and any failure puts back the adapter, the head and the active setup."""
     saved = read_saved_config(folder)
-    verify_saved_folder(folder, saved)
+    verify_saved_folder(folder, saved, warn=False)  # the adapter loader checks again, and warns
     head = read_head_file(folder, use_safetensors, load_as) if with_head else None
     snapshot = LoadSnapshot(model, load_as or saved.get("name"), head.name if head else None)
     try:
