@@ -233,10 +233,11 @@ def read_utf8(path: Path) -> str:
     data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise GlueDataError(f"{path}, line {line}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset "
-                            f"{err.start}); save the file as UTF-8") from None
+    except UnicodeDecodeError as err:  # err.object lacks the byte-order mark, if there was one
+        line = err.object.count(b"\n", 0, err.start) + 1
+        offset = err.start + len(data) - len(err.object)
+        raise GlueDataError(f"{path}, line {line}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                            f"{offset}); save the file as UTF-8") from None
 
 
 def load_glue_dir(glue_dir: PathLike, task: str | GlueTask) -> dict[str, list[Row]]:

@@ -177,7 +177,10 @@ def test_blank_lines_are_skipped(tmp_path):
 def test_glue_tsv_with_bytes_that_are_not_utf8_names_the_file_and_line(tmp_path):
     path = tmp_path / "dev.tsv"
     path.write_bytes(b"sentence\tlabel\ngood\t1\ncaf\xe9\t0\n")
-    with pytest.raises(GlueDataError, match=r"dev\.tsv, line 3: not UTF-8 text \(byte 0xe9 at offset 24\)"):
+    with pytest.raises(GlueDataError, match=r"dev\.tsv, line 3: not UTF-8 text \(byte 0xe9 at offset 25\)"):
+        read_glue_tsv(path, "sst2")
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # after a byte-order mark: the same line, 3 bytes on
+    with pytest.raises(GlueDataError, match=r"dev\.tsv, line 3: not UTF-8 text \(byte 0xe9 at offset 28\)"):
         read_glue_tsv(path, "sst2")
 
 
