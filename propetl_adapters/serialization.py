@@ -458,7 +458,8 @@ def read_head_file(folder: str, use_safetensors: bool, load_as: Optional[str]) -
                                                                                       str):
         raise AdapterFolderError(f"{config_path}: needs a 'name' and a string 'model_class'.")
     tensors, _ = _read_tensors(weights_path, "head weights")
-    old, new = head_config["name"], load_as or head_config["name"]
+    old = head_config.get("name")
+    new = load_as or old
     if old is not None and new != old:
         tensors = {k.replace(f"heads.{old}.", f"heads.{new}."): v for k, v in tensors.items()}
     return HeadFile(new, weights_path, head_config["model_class"], tensors)
