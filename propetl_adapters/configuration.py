@@ -19,6 +19,23 @@ from adapters.configuration.adapter_config import (
 )
 
 
+def check_geometry(config, integers=(), positives=(), fractions=()):
+    """Refuse geometry fields that would build an empty or negative module, naming the field and its range."""
+    name = type(config).__name__
+    for field_name in integers:
+        value = getattr(config, field_name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}.{field_name} must be an integer >= 1, got {value!r}.")
+    for field_name in positives:
+        value = getattr(config, field_name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise ValueError(f"{name}.{field_name} must be a finite number > 0, got {value!r}.")
+    for field_name in fractions:
+        value = getattr(config, field_name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            raise ValueError(f"{name}.{field_name} must be a number in [0, 1), got {value!r}.")
+
+
 @dataclass(eq=False)
 class ProPETLFields:
     """Fields shared by all ProPETL configs.
@@ -94,6 +111,8 @@ class ProAdapterConfig(SeqBnConfig, ProPETLFields):
 
     def __post_init__(self):
         self.validate_propetl_fields()
+        if not isinstance(self.reduction_factor, Mapping):
+            check_geometry(self, positives=("reduction_factor",))
         if self.phm_layer or self.is_parallel or self.use_gating:
             raise ValueError("ProAdapterConfig supports plain sequential bottlenecks only (phm_layer, is_parallel "
                              "and use_gating must be False).")
@@ -111,6 +130,7 @@ class ProLoRAConfig(LoRAConfig, ProPETLFields):
 
     def __post_init__(self):
         self.validate_propetl_fields()
+        check_geometry(self, integers=("r",), positives=("alpha",), fractions=("dropout",))
         if self.composition_mode != "add" or self.use_gating or self.use_dora or self.vera_d is not None \
                 or self.vera_b is not None:
             raise ValueError("ProLoRAConfig supports additive LoRA only (composition_mode='add', no gating, "
@@ -135,6 +155,7 @@ class ProPrefixConfig(PrefixTuningConfig, ProPETLFields):
 
     def __post_init__(self):
         self.validate_propetl_fields()
+        check_geometry(self, integers=("prefix_length", "bottleneck_size"), fractions=("dropout",))
         if self.use_gating:
             raise ValueError("ProPrefixConfig does not support use_gating.")
         if self.tasks:
@@ -167,9 +188,8 @@ class HyperformerConfig(SeqBnConfig):
                 or self.use_gating or self.phm_layer:
             raise ValueError("HyperformerConfig: one reduction factor, ln_after=True, a sequential adapter without "
                              "gating or PHM.")
-        for name in ("embedding_dim", "projector_hidden_dim", "projected_dim"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"HyperformerConfig.{name} must be a positive integer, got {getattr(self, name)!r}.")
+        check_geometry(self, integers=("embedding_dim", "projector_hidden_dim", "projected_dim"),
+                       positives=("reduction_factor",))
 
 
 # Baselines built the same way (registered names; ``baseline_method`` rebuilds the class from a saved config).

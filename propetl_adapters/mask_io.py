@@ -3,14 +3,16 @@
 Layout (all integers little-endian; documented in docs/mask_format.md):
 
     bytes 0-7    magic b"PPTLMASK"
-    bytes 8-11   uint32 format version (1)
+    bytes 8-11   uint32 format version: 2 for packed bits, 3 for range-coded masks (compact export);
+                 version 1 files, which lack ``weights``, are still read
     bytes 12-15  uint32 header length H
-    16 .. 16+H   header, UTF-8 JSON: adapter name, method, kept-count rule, bit order, ``coding`` and
-                 one entry per mask {name, shape, density, kept, offset, nbytes}
+    16 .. 16+H   header, UTF-8 JSON: adapter name, method, kept-count rule, bit order, ``coding``, the file
+                 name and SHA-256 of the prototype weights the masks belong to (``weights``, version 2 on)
+                 and one entry per mask {name, shape, density, kept, offset, nbytes}
     payload      each mask flattened row-major, coded as the header's ``coding`` says: ``bits`` packs
                  8 entries per byte (least significant bit first), padded to a whole byte; ``range``
-                 (compact export, version 3) is the range code of ``mask_coding``, about
-                 log2 C(numel, kept) bits; entry offsets are relative to the payload
+                 (version 3) is the range code of ``mask_coding``, about log2 C(numel, kept) bits;
+                 entry offsets are relative to the payload
     last 32      SHA-256 of every byte before it
 """
 
@@ -19,7 +21,7 @@ import json
 import math
 import struct
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -30,12 +32,22 @@ from .masks import KEPT_COUNT_RULE, kept_count
 
 MASK_FILE_NAME = "propetl_masks.bin"
 MAGIC = b"PPTLMASK"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # Range-coded files carry a version of their own, so that a reader that knows only packed bits refuses them
 # by version instead of misreading their payload.
 RANGE_CODED_VERSION = 3
-READABLE_VERSIONS = (FORMAT_VERSION, RANGE_CODED_VERSION)
+READABLE_VERSIONS = (1, 2, RANGE_CODED_VERSION)
 CODINGS = ("bits", "range")
+# Every entry field, with the check its value must pass (a crafted header fails here, not with a KeyError).
+_ENTRY_FIELDS = {
+    "name": lambda v: isinstance(v, str) and v != "",
+    "shape": lambda v: isinstance(v, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                   for d in v),
+    "density": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1,
+    "kept": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    "offset": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    "nbytes": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+}
 _PREFIX = struct.Struct("<8sII")
 _DIGEST_BYTES = 32
 
@@ -53,6 +65,11 @@ class MaskFile:
     def entries(self) -> List[dict]:
         return self.header["entries"]
 
+    @property
+    def weights_sha256(self) -> Optional[str]:
+        """SHA-256 (hex) of the weights file these masks were saved with; None in version 1 files."""
+        return self.header.get("weights", {}).get("sha256")
+
 
 def pack_mask(mask: torch.Tensor) -> bytes:
     bits = mask.detach().to("cpu").flatten().numpy().astype(bool)
@@ -66,9 +83,12 @@ def unpack_mask(data: bytes, shape: Tuple[int, ...]) -> torch.Tensor:
 
 
 def encode_mask_file(metadata: dict, masks: List[Tuple[str, torch.Tensor, float]], coding: str = "bits") -> bytes:
-    """Serialise (name, 0/1 mask, density) triples; ``metadata`` goes into the header as is.
+    """Serialise (name, 0/1 mask, density) triples; ``metadata`` goes into the header as is and must hold
+    ``weights = {"file": name, "sha256": hex digest}`` of the weights file saved with the masks.
 
     ``coding``: ``bits`` (1 bit per entry) or ``range`` (about log2 C(numel, kept) bits per mask)."""
+    if "weights" not in metadata:
+        raise ValueError("a mask file records the weights it belongs to: metadata needs 'weights'.")
     if coding not in CODINGS:
         raise ValueError(f"mask coding must be one of {CODINGS}, got {coding!r}.")
     entries, payload = [], bytearray()
@@ -110,12 +130,14 @@ def read_mask_file(path: str) -> MaskFile:
         header = json.loads(body[_PREFIX.size:_PREFIX.size + header_len].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise MaskFileError(f"{path}: unreadable header ({err}).")
+    _check_header(path, header, version)
     payload = body[_PREFIX.size + header_len:]
-    coding = header.get("coding", "bits")
-    if coding != ("bits" if version == FORMAT_VERSION else "range"):
-        raise MaskFileError(f"{path}: version {version} files are not coded {coding!r}.")
+    coding = "range" if version == RANGE_CODED_VERSION else "bits"
+    if header.get("coding", "bits") != coding:
+        raise MaskFileError(f"{path}: version {version} files are coded {coding!r}, the header says "
+                            f"{header.get('coding')!r}.")
     masks = {}
-    for entry in header.get("entries", []):
+    for entry in header["entries"]:
         shape = tuple(entry["shape"])
         numel = math.prod(shape)
         chunk = payload[entry["offset"]:entry["offset"] + entry["nbytes"]]
@@ -124,7 +146,9 @@ def read_mask_file(path: str) -> MaskFile:
                                 f"{list(shape)}; expected {(numel + 7) // 8 if coding == 'bits' else len(chunk)}.")
         if coding == "bits":
             mask = unpack_mask(chunk, shape)
-        else:
+        elif entry["kept"] > numel:
+            raise MaskFileError(f"{path}: entry '{entry['name']}' keeps {entry['kept']} of {numel} entries.")
+        else:  # the range decoder yields exactly `kept` ones; the density rule below still checks `kept`
             mask = torch.from_numpy(decode_mask(chunk, numel, entry["kept"])).view(*shape)
         kept = int(mask.sum().item())
         expected = kept_count(entry["density"], numel, entry["name"])
@@ -133,3 +157,24 @@ def read_mask_file(path: str) -> MaskFile:
                                 f"but density {entry['density']} means {expected} ({KEPT_COUNT_RULE}).")
         masks[entry["name"]] = mask
     return MaskFile(header=header, masks=masks)
+
+
+def _check_header(path: str, header, version: int):
+    """Every field the reader relies on is present and well-typed (the checksum only proves the file is intact)."""
+    if not isinstance(header, dict) or not isinstance(header.get("entries"), list):
+        raise MaskFileError(f"{path}: header has no 'entries' list.")
+    for index, entry in enumerate(header["entries"]):
+        if not isinstance(entry, dict):
+            raise MaskFileError(f"{path}: header entry {index} is not an object.")
+        for field, valid in _ENTRY_FIELDS.items():
+            if field not in entry:
+                raise MaskFileError(f"{path}: header entry {index} ('{entry.get('name')}') lacks field '{field}'.")
+            if not valid(entry[field]):
+                raise MaskFileError(f"{path}: header entry {index} ('{entry.get('name')}') has an invalid "
+                                    f"'{field}': {entry[field]!r}.")
+    if version >= 2:
+        weights = header.get("weights")
+        if not (isinstance(weights, dict) and isinstance(weights.get("file"), str)
+                and isinstance(weights.get("sha256"), str) and len(weights["sha256"]) == 64):
+            raise MaskFileError(f"{path}: version {version} header lacks 'weights' (file name and SHA-256 of the "
+                                f"prototype weights the masks belong to).")

@@ -393,7 +393,7 @@ def train_test_and_record(trainer, model, args, training_args, config, rows: dic
     import json
     import time
 
-    from .glue.experiment import _versions, resumable_checkpoint
+    from .glue.experiment import RESUMED_TRAIN_LOSS_NOTE, _versions, resumable_checkpoint
 
     resume = None if training_args.overwrite_output_dir else resumable_checkpoint(training_args.output_dir)
     train_output = trainer.train(resume_from_checkpoint=resume)
@@ -408,6 +408,7 @@ def train_test_and_record(trainer, model, args, training_args, config, rows: dic
         "seed": training_args.seed, "adapter_config": args.adapter_config,
         "examples": {t: {s: len(rows[t][s]) for s in rows[t]} for t in args.tasks},
         "training": {"train_loss": train_output.training_loss, "resumed_from_checkpoint": resume,
+                     **({"train_loss_note": RESUMED_TRAIN_LOSS_NOTE} if resume is not None else {}),
                      "learning_rate": training_args.learning_rate,
                      "mask_learning_rate": mask_kwargs.get("mask_learning_rate")},
         "wall_time_seconds": time.time() - started, "command_line": command_line, "versions": _versions(),

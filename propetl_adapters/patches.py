@@ -6,12 +6,13 @@ written against (adapters 1.3.0), so an upgrade of `adapters` fails loudly.
 """
 
 import re
+from os.path import isdir
 from typing import Mapping
 
 import adapters.utils
 from adapters.composition import parse_composition
 from adapters.configuration.adapter_config import ADAPTER_CONFIG_MAP, AdapterConfig, BnConfig, LoRAConfig
-from adapters.loading import AdapterLoader
+from adapters.loading import AdapterLoader, PredictionHeadLoader
 from adapters.methods.bottleneck import BottleneckLayer
 from adapters.methods.lora import LoRALayer, LoRAMergedLinear
 from adapters.methods.prefix_tuning import PrefixTuningPool
@@ -26,8 +27,9 @@ from .methods.lora import ProLoRA
 from .methods.prefix import ProPrefixGroup
 from .multitask import route_by_task, task_masks_of
 from .prototype import adopt_pending_prototype, discard_pending_prototype
-from .serialization import (is_propetl_folder, load_propetl_adapter, read_saved_config, resolve_folder,
-                            save_propetl_adapter, training_checkpoint)
+from .adapter_folder import commit_folder
+from .serialization import (is_propetl_folder, load_folder_transaction, load_propetl_adapter, read_saved_config,
+                            resolve_folder, save_propetl_adapter, training_checkpoint)
 
 _originals = {}
 
@@ -76,6 +78,9 @@ def _bottleneck_add_adapter(self, adapter_name: str, layer_idx: int) -> bool:
         raise ValueError(f"{type(config).__name__}.reduction_factor must be one number: every layer shares one "
                          "prototype / hypernetwork.")
     hidden = self.model_config.hidden_size
+    if not 1 <= hidden // config.reduction_factor:
+        raise ValueError(f"{type(config).__name__}.reduction_factor={config.reduction_factor} leaves no bottleneck "
+                         f"on hidden size {hidden}; allowed range (0, {hidden}].")
     if isinstance(config, HyperformerConfig):
         encoder_layers = getattr(self.model_config, "num_layers", None) or self.model_config.num_hidden_layers
         n_layers = encoder_layers + (getattr(self.model_config, "num_decoder_layers", 0) or 0) \
@@ -213,6 +218,37 @@ def _loader_load(self, adapter_name_or_path, config=None, version=None, model_na
                                  leave_out=leave_out, set_active=set_active, **kwargs)
 
 
+# Reason: a ProPETL adapter folder (prototype, masks, config and head) is written as one unit: into a staging
+# folder, with a manifest, then swapped into place, so a crash leaves the old folder or the new one.
+def _model_save_adapter(self, save_directory, adapter_name, meta_dict=None, custom_weights_loaders=None,
+                        use_safetensors=False, **kwargs):
+    def save(folder):
+        _upstream_model_save_adapter(self, folder, adapter_name, meta_dict=meta_dict,
+                                     custom_weights_loaders=custom_weights_loaders,
+                                     use_safetensors=use_safetensors, **kwargs)
+
+    if not is_propetl_config(self.adapters_config.get(adapter_name)):
+        return save(save_directory)
+    commit_folder(save_directory, save)
+
+
+# Reason: loading a ProPETL folder is all or nothing, its prediction head included (upstream loads the head
+# after the adapter, leniently, and leaves the adapter in place when the head fails).
+def _model_load_adapter(self, adapter_name_or_path, config=None, version=None, model_name=None, load_as=None,
+                        custom_weights_loaders=None, leave_out=None, id2label=None, set_active=False,
+                        use_safetensors=False, **kwargs):
+    def load():
+        return _upstream_model_load_adapter(self, adapter_name_or_path, config, version, model_name, load_as,
+                                            custom_weights_loaders, leave_out, id2label, set_active,
+                                            use_safetensors, **kwargs)
+
+    folder = adapter_name_or_path
+    if not (isinstance(folder, str) and isdir(folder) and is_propetl_folder(folder)):
+        return load()
+    with_head = any(isinstance(loader, PredictionHeadLoader) for loader in custom_weights_loaders or [])
+    return load_folder_transaction(self, folder, load_as, with_head, use_safetensors, load)
+
+
 # Reason: trainer checkpoints must keep float scores so a resumed run continues exactly.
 def _trainer_save(self, output_dir=None, state_dict=None):
     with training_checkpoint():
@@ -228,6 +264,8 @@ _upstream_confirm_prefix = _patch(PrefixTuningPool, "confirm_prefix", _confirm_p
 _upstream_add_adapter_weights = _patch(ModelAdaptersMixin, "_add_adapter_weights", _add_adapter_weights)
 _upstream_loader_save = _patch(AdapterLoader, "save", _loader_save)
 _upstream_loader_load = _patch(AdapterLoader, "load", _loader_load)
+_upstream_model_save_adapter = _patch(ModelAdaptersMixin, "save_adapter", _model_save_adapter)
+_upstream_model_load_adapter = _patch(ModelAdaptersMixin, "load_adapter", _model_load_adapter)
 _upstream_trainer_save = _patch(AdapterTrainer, "_save", _trainer_save)
 _upstream_parse_config_string = _patch(adapters.utils, "parse_adapter_config_string", _parse_config_string)
 _upstream_train_adapter = _patch(ModelAdaptersMixin, "train_adapter", _train_adapter)

@@ -16,19 +16,26 @@ with ``save_base_layer_norms`` (``base_layer_norms.safetensors``) and restore th
 
 import contextlib
 import contextvars
+import copy
+import hashlib
 import io
 import json
+import logging
 import os
+from dataclasses import dataclass
 from os.path import isdir, join
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from adapters.configuration import AdapterConfig, build_full_config
-from adapters.utils import CONFIG_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME, resolve_adapter_path
+from adapters.utils import (CONFIG_NAME, HEAD_CONFIG_NAME, HEAD_WEIGHTS_NAME, SAFE_HEAD_WEIGHTS_NAME,
+                            SAFE_WEIGHTS_NAME, WEIGHTS_NAME, resolve_adapter_path)
+from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save as safetensors_bytes
 from safetensors.torch import save_file as save_safetensors_file
 
+from .adapter_folder import MANIFEST_NAME, AdapterFolderError, commit_folder, is_staging, verify_folder
 from .configuration import ProPrefixConfig
 from .atomic import atomic_write_bytes
 from .mask_io import MASK_FILE_NAME, MaskFileError, read_mask_file, write_mask_file
@@ -36,11 +43,13 @@ from .masks import TensorMask
 from .multitask import TASK_MASKS_ATTRIBUTE
 from .methods.prefix import FLAT_KEY, ProPrefixGroup, generate_pairs
 
+logger = logging.getLogger(__name__)
 _keep_training_state = contextvars.ContextVar("propetl_keep_training_state", default=False)
 _compact_dtype = contextvars.ContextVar("propetl_compact_dtype", default=None)
 COMPACT_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 ADAPTER_CONTAINERS = ("adapters", "loras", "prefix_tunings", "shared_parameters")
 BASE_LAYER_NORMS_FILE = "base_layer_norms.safetensors"
+MANIFEST_KEY = "propetl_manifest"  # in adapter_config.json of every folder saved with a manifest
 
 
 @contextlib.contextmanager
@@ -186,28 +195,35 @@ def export_state(model, adapter_name: str, keep_training_state: bool = False) ->
 
 
 def save_propetl_adapter(loader, save_directory: str, adapter_name: str, meta_dict: Optional[dict] = None):
-    """Body of the patched ``AdapterLoader.save`` for ProPETL configs."""
+    """Body of the patched ``AdapterLoader.save`` for ProPETL configs.
+
+    Through ``model.save_adapter`` it writes into the staging folder of a group commit (with the head);
+    called on its own it commits its own files the same way."""
     model = loader.model
     if adapter_name not in model.adapters_config.adapters:
         raise ValueError(f"No adapter named '{adapter_name}' in this model "
                          f"(adapters: {sorted(model.adapters_config.adapters)}).")
-    os.makedirs(save_directory, exist_ok=True)
+    if not is_staging(save_directory):
+        return commit_folder(save_directory,
+                             lambda staging: save_propetl_adapter(loader, staging, adapter_name, meta_dict))
     model.apply_to_adapter_layers(lambda _, layer: layer.pre_save_adapters())
     keep = _keep_training_state.get()
     tensors, config = export_state(model, adapter_name, keep_training_state=keep)
     dtype = None if keep else _compact_dtype.get()
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
-    helper = loader.weights_helper
-    if helper.use_safetensors:
-        atomic_write_bytes(join(save_directory, SAFE_WEIGHTS_NAME), safetensors_bytes(tensors))
+    if loader.weights_helper.use_safetensors:
+        weights_name, weights = SAFE_WEIGHTS_NAME, safetensors_bytes(tensors)
     else:
         buffer = io.BytesIO()
         torch.save(tensors, buffer)
-        atomic_write_bytes(join(save_directory, WEIGHTS_NAME), buffer.getvalue())
+        weights_name, weights = WEIGHTS_NAME, buffer.getvalue()
+    atomic_write_bytes(join(save_directory, weights_name), weights)
     masks = adapter_masks(model, adapter_name)
     if masks:
-        metadata = {"adapter": adapter_name, "method": config.propetl_method, "training_state": keep}
+        # The digest ties the masks to these weights: a mask file from another save is refused on load.
+        metadata = {"adapter": adapter_name, "method": config.propetl_method, "training_state": keep,
+                    "weights": {"file": weights_name, "sha256": hashlib.sha256(weights).hexdigest()}}
         if dtype is not None:
             metadata["prototype_dtype"] = str(dtype).replace("torch.", "")
         write_mask_file(join(save_directory, MASK_FILE_NAME), metadata,
@@ -215,6 +231,7 @@ def save_propetl_adapter(loader, save_directory: str, adapter_name: str, meta_di
                         coding="bits" if dtype is None else "range")
     config_dict = build_full_config(config, model.config, model_name=model.model_name, name=adapter_name,
                                     model_class=model.__class__.__name__)
+    config_dict[MANIFEST_KEY] = MANIFEST_NAME  # a folder saved with a manifest must never load without it
     if meta_dict:
         config_dict.update({k: v for k, v in meta_dict.items() if k not in config_dict})
     atomic_write_bytes(join(save_directory, CONFIG_NAME), json.dumps(config_dict, indent=2, sort_keys=True).encode())
@@ -224,12 +241,22 @@ def read_saved_config(folder: str) -> Optional[dict]:
     path = join(folder, CONFIG_NAME)
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        saved = json.load(f)
-    config = saved.get("config") if isinstance(saved, dict) else None
+    saved = _read_json_object(path)
+    config = saved.get("config")
     if isinstance(config, dict) and config.get("propetl_method") == "proprefix":
         config.setdefault("joint_kv_mask", False)  # saved before the field existed: separate key/value masks
     return saved
+
+
+def _read_json_object(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AdapterFolderError(f"{path}: not valid JSON ({err}).") from err
+    if not isinstance(data, dict):
+        raise AdapterFolderError(f"{path}: expected a JSON object, found {type(data).__name__}.")
+    return data
 
 
 def is_propetl_folder(folder: str) -> bool:
@@ -237,17 +264,27 @@ def is_propetl_folder(folder: str) -> bool:
     return bool(saved and isinstance(saved.get("config"), dict) and saved["config"].get("propetl_method"))
 
 
-def _read_weights(folder: str, use_safetensors: bool) -> Dict[str, torch.Tensor]:
-    safe_path, torch_path = join(folder, SAFE_WEIGHTS_NAME), join(folder, WEIGHTS_NAME)
-    candidates = [safe_path, torch_path] if use_safetensors else [torch_path, safe_path]
-    for path in candidates:
-        if os.path.isfile(path):
-            try:
-                if path == safe_path:
-                    return load_safetensors(path, device="cpu")
-                return torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as err:
-                raise OSError(f"{path}: cannot read the prototype weights ({err}).") from err
+def _read_tensors(path: str, what: str) -> Tuple[Dict[str, torch.Tensor], str]:
+    """Tensors of a safetensors / torch file (pickles are never executed) and the SHA-256 of its bytes."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        tensors = load_safetensors_bytes(data) if path.endswith(".safetensors") else \
+            torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise AdapterFolderError(f"{path}: cannot read the {what} ({type(err).__name__}: {err}).") from err
+    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        raise AdapterFolderError(f"{path}: the {what} file does not hold a name -> tensor mapping.")
+    return tensors, hashlib.sha256(data).hexdigest()
+
+
+def _read_weights(folder: str, use_safetensors: bool, listed: Optional[dict]) -> Tuple[Dict[str, torch.Tensor], str, str]:
+    """(tensors, file name, SHA-256) of the prototype weights; with a manifest, of the file it lists."""
+    names = [SAFE_WEIGHTS_NAME, WEIGHTS_NAME] if use_safetensors else [WEIGHTS_NAME, SAFE_WEIGHTS_NAME]
+    for name in names:
+        if os.path.isfile(join(folder, name)) and (listed is None or name in listed):
+            tensors, sha256 = _read_tensors(join(folder, name), "prototype weights")
+            return tensors, name, sha256
     raise FileNotFoundError(f"{folder}: no weights file ({WEIGHTS_NAME} or {SAFE_WEIGHTS_NAME}).")
 
 
@@ -315,12 +352,78 @@ def _install(model, adapter_name: str, tensors: Dict[str, torch.Tensor], mask_fi
                 raise MaskFileError(f"{folder}/{MASK_FILE_NAME}: mask '{path}' disagrees with the saved scores.")
 
 
+def verify_saved_folder(folder: str, saved: dict, warn: bool = True) -> Optional[dict]:
+    """Every file against the manifest (see adapter_folder); None only for folders saved before manifests."""
+    listed = verify_folder(folder)
+    if listed is None and saved.get(MANIFEST_KEY):
+        raise AdapterFolderError(f"{join(folder, MANIFEST_NAME)}: missing, but {CONFIG_NAME} says the folder was "
+                                 "saved with one; its files cannot be checked.")
+    if listed is None and warn:
+        logger.warning("%s was saved without %s (an older version of this library): its files are not "
+                       "checked as a unit.", folder, MANIFEST_NAME)
+    return listed
+
+
+def _config_difference(existing, config) -> Optional[str]:
+    ours, theirs = existing.to_dict(), config.to_dict()
+    for key in sorted(set(ours) | set(theirs)):
+        if ours.get(key) != theirs.get(key):
+            return f"{key}={theirs.get(key)!r} in the folder, {ours.get(key)!r} in the model"
+    return None
+
+
+class LoadSnapshot:
+    """What loading a folder may change (adapter registration and tensors, head, active setup), to put back."""
+
+    def __init__(self, model, adapter_name: str, head_name: Optional[str] = None):
+        self.model, self.adapter_name = model, adapter_name
+        self.adapter_existed = adapter_name in model.adapters_config.adapters
+        self.adapter_tensors = {k: v.detach().clone() for k, v in adapter_tensors(model, adapter_name).items()} \
+            if self.adapter_existed else None
+        self.active_setup = model.adapters_config.active_setup
+        heads = getattr(model, "heads", None)
+        self.head_name = head_name if heads is not None else None
+        self.head = heads[head_name] if self.head_name is not None and head_name in heads else None
+        self.head_state = copy.deepcopy(self.head.state_dict()) if self.head is not None else None
+        self.head_configs = copy.deepcopy(dict(getattr(model.config, "prediction_heads", {}) or {}))
+        self.labels = (copy.deepcopy(model.config.label2id), copy.deepcopy(model.config.id2label))
+        self.active_heads = copy.copy(getattr(model, "_active_heads", None))
+
+    def restore(self):
+        model, name = self.model, self.adapter_name
+        if not self.adapter_existed and name in model.adapters_config.adapters:
+            model.delete_adapter(name)
+        elif self.adapter_existed:
+            with torch.no_grad():
+                for key, tensor in adapter_tensors(model, name).items():
+                    tensor.copy_(self.adapter_tensors[key])
+        model.adapters_config.active_setup = self.active_setup
+        if self.head_name is None:
+            return
+        if self.head is None and self.head_name in model.heads:
+            del model.heads[self.head_name]
+        elif self.head is not None:
+            model.heads[self.head_name] = self.head
+            self.head.load_state_dict(self.head_state)
+        model.config.prediction_heads = self.head_configs
+        model.config.label2id, model.config.id2label = self.labels
+        model._active_heads = self.active_heads
+
+
 def load_propetl_adapter(loader, folder: str, requested_config=None, load_as: Optional[str] = None,
                          set_active: bool = False, loading_info=None) -> Tuple[str, str]:
-    """Body of the patched ``AdapterLoader.load`` for ProPETL folders. The model is unchanged if it raises."""
+    """Body of the patched ``AdapterLoader.load`` for ProPETL folders: every file is read and checked before
+    anything is installed, and the model is unchanged if it raises."""
     model = loader.model
     saved = read_saved_config(folder)
-    config = AdapterConfig.load(saved["config"])
+    listed = verify_saved_folder(folder, saved)
+    config_path = join(folder, CONFIG_NAME)
+    if not isinstance(saved.get("name"), str) or not isinstance(saved.get("config"), dict):
+        raise AdapterFolderError(f"{config_path}: needs a string 'name' and a 'config' object.")
+    try:
+        config = AdapterConfig.load(saved["config"])
+    except (ValueError, TypeError) as err:
+        raise AdapterFolderError(f"{config_path}: invalid adapter config ({err}).") from err
     if requested_config is not None and AdapterConfig.load(requested_config).to_dict().get("propetl_method") \
             != config.propetl_method:
         raise ValueError(f"{folder} holds a '{config.propetl_method}' adapter; it cannot be loaded with config "
@@ -332,29 +435,29 @@ def load_propetl_adapter(loader, folder: str, requested_config=None, load_as: Op
         kind = getattr(existing, "propetl_method", None) or type(existing).__name__
         raise ValueError(f"{folder} holds a '{config.propetl_method}' adapter, but adapter '{adapter_name}' in the "
                          f"model is a '{kind}'; load it under another name (load_as=...).")
+    difference = _config_difference(existing, config) if existing is not None else None
+    if difference:
+        raise ValueError(f"{config_path}: adapter '{adapter_name}' in the model has another config ({difference}); "
+                         f"load it under another name (load_as=...) or delete_adapter('{adapter_name}') first.")
+    tensors, weights_name, weights_sha256 = _read_weights(folder, loader.weights_helper.use_safetensors, listed)
     mask_file = None
     if config.masked and not config.random_mask:
         mask_file = read_mask_file(join(folder, MASK_FILE_NAME))
         _check_mask_header(mask_file, config, folder)
+        if mask_file.weights_sha256 is not None and mask_file.weights_sha256 != weights_sha256:
+            raise MaskFileError(f"{join(folder, MASK_FILE_NAME)}: saved with weights of SHA-256 "
+                                f"{mask_file.weights_sha256[:16]}..., but {weights_name} has {weights_sha256[:16]}... "
+                                "(masks and weights come from different saves).")
         mask_file.masks = {_rename(k, saved_name, adapter_name): v for k, v in mask_file.masks.items()}
-    tensors = {_rename(k, saved_name, adapter_name): v
-               for k, v in _read_weights(folder, loader.weights_helper.use_safetensors).items()}
+    tensors = {_rename(k, saved_name, adapter_name): v for k, v in tensors.items()}
 
-    added = existing is None
-    snapshot = None
-    if added:
-        model.add_adapter(adapter_name, config=config)
-    else:
-        snapshot = {k: v.detach().clone() for k, v in adapter_tensors(model, adapter_name).items()}
+    snapshot = LoadSnapshot(model, adapter_name)
     try:
+        if existing is None:
+            model.add_adapter(adapter_name, config=config)
         _install(model, adapter_name, tensors, mask_file, folder)
-    except Exception:
-        if added:
-            model.delete_adapter(adapter_name)
-        else:
-            with torch.no_grad():
-                for key, tensor in adapter_tensors(model, adapter_name).items():
-                    tensor.copy_(snapshot[key])
+    except BaseException:
+        snapshot.restore()
         raise
     if set_active:
         model.set_active_adapters(adapter_name)
@@ -362,6 +465,79 @@ def load_propetl_adapter(loader, folder: str, requested_config=None, load_as: Op
         loading_info.setdefault("missing_keys", [])
         loading_info.setdefault("unexpected_keys", [])
     return folder, adapter_name
+
+
+@dataclass
+class HeadFile:
+    name: Optional[str]
+    path: str
+    model_class: str
+    tensors: Dict[str, torch.Tensor]
+
+
+def read_head_file(folder: str, use_safetensors: bool, load_as: Optional[str]) -> Optional[HeadFile]:
+    """The saved prediction head, read and checked before the load starts (None: the folder has no head)."""
+    config_path, torch_path, safe_path = (join(folder, n) for n in (HEAD_CONFIG_NAME, HEAD_WEIGHTS_NAME,
+                                                                   SAFE_HEAD_WEIGHTS_NAME))
+    has_weights = os.path.isfile(torch_path) or os.path.isfile(safe_path)
+    if not has_weights and not os.path.isfile(config_path):
+        return None
+    if not os.path.isfile(config_path):
+        raise AdapterFolderError(f"{config_path}: missing, but the folder holds head weights.")
+    # The file AdapterHub's head loader reads: safetensors only when asked for and present.
+    weights_path = safe_path if use_safetensors and os.path.isfile(safe_path) else torch_path
+    if not os.path.isfile(weights_path):
+        raise AdapterFolderError(f"{weights_path}: missing, but {HEAD_CONFIG_NAME} describes a head"
+                                 + (" (it was saved with use_safetensors=True)" if os.path.isfile(safe_path) else "")
+                                 + ".")
+    head_config = _read_json_object(config_path)
+    # 'name' is None for the static head of a plain transformers model
+    if not isinstance(head_config.get("name"), (str, type(None))) or not isinstance(head_config.get("model_class"),
+                                                                                      str):
+        raise AdapterFolderError(f"{config_path}: needs a 'name' and a string 'model_class'.")
+    tensors, _ = _read_tensors(weights_path, "head weights")
+    old = head_config.get("name")
+    new = load_as or old
+    if old is not None and new != old:
+        tensors = {k.replace(f"heads.{old}.", f"heads.{new}."): v for k, v in tensors.items()}
+    return HeadFile(new, weights_path, head_config["model_class"], tensors)
+
+
+def check_head_installed(model, head: HeadFile):
+    """Every tensor of the loaded head came from the file (AdapterHub loads heads leniently)."""
+    heads = getattr(model, "heads", None)
+    if heads is None or head.name is None:  # a static head: AdapterHub loads it into the model as is
+        return
+    if head.name not in heads:
+        raise AdapterFolderError(f"{head.path}: head '{head.name}' was not loaded ({HEAD_CONFIG_NAME} names model "
+                                 f"class {head.model_class}, this model is {type(model).__name__}).")
+    for key, tensor in heads[head.name].state_dict().items():
+        saved = head.tensors.get(f"heads.{head.name}.{key}")
+        if saved is None:
+            raise AdapterFolderError(f"{head.path}: lacks tensor 'heads.{head.name}.{key}' of head '{head.name}'.")
+        if not torch.equal(saved.to(tensor.dtype), tensor):
+            raise AdapterFolderError(f"{head.path}: tensor 'heads.{head.name}.{key}' was not loaded as saved.")
+
+
+def load_folder_transaction(model, folder: str, load_as: Optional[str], with_head: bool, use_safetensors: bool,
+                            load: Callable[[], str]) -> str:
+    """Run ``load()`` (AdapterHub's load_adapter: adapter, then head) as one unit: the head file is read and
+    checked first, and any failure puts back the adapter, the head and the active setup."""
+    saved = read_saved_config(folder)
+    verify_saved_folder(folder, saved, warn=False)  # the adapter loader checks again, and warns
+    head = read_head_file(folder, use_safetensors, load_as) if with_head else None
+    snapshot = LoadSnapshot(model, load_as or saved.get("name"), head.name if head else None)
+    try:
+        name = load()
+        if head is not None:
+            check_head_installed(model, head)
+        return name
+    except BaseException as err:
+        snapshot.restore()
+        if isinstance(err, Exception) and folder not in str(err):  # e.g. AdapterHub's head loader
+            raise AdapterFolderError(f"{folder}: loading failed, the model is unchanged "
+                                     f"({type(err).__name__}: {err})") from err
+        raise
 
 
 def resolve_folder(loader, adapter_name_or_path: str, requested_config=None, version=None, **kwargs) -> str:

@@ -70,3 +70,37 @@ def test_density_that_keeps_nothing_is_rejected_and_model_unchanged():
 def test_unknown_config_name_lists_known_names():
     with pytest.raises(ValueError, match="Unknown adapter config 'proadaptr'.*proadapter"):
         AdapterConfig.load("proadaptr")
+
+
+@pytest.mark.parametrize("bad, field, allowed", [
+    ("proadapter[reduction_factor=0]", "ProAdapterConfig.reduction_factor", "finite number > 0"),
+    ("proadapter[reduction_factor=-4]", "ProAdapterConfig.reduction_factor", "finite number > 0"),
+    ("prolora[r=0]", "ProLoRAConfig.r", "integer >= 1"),
+    ("prolora[r=-2]", "ProLoRAConfig.r", "integer >= 1"),
+    ("prolora[r=2.5]", "ProLoRAConfig.r", "integer >= 1"),
+    ("prolora[alpha=0]", "ProLoRAConfig.alpha", "finite number > 0"),
+    ("prolora[dropout=1.0]", "ProLoRAConfig.dropout", r"number in \[0, 1\)"),
+    ("proprefix[prefix_length=0]", "ProPrefixConfig.prefix_length", "integer >= 1"),
+    ("proprefix[prefix_length=-3]", "ProPrefixConfig.prefix_length", "integer >= 1"),
+    ("proprefix[bottleneck_size=0]", "ProPrefixConfig.bottleneck_size", "integer >= 1"),
+    ("hyperformer++[reduction_factor=0]", "HyperformerConfig.reduction_factor", "finite number > 0"),
+    ("hyperformer++[embedding_dim=0]", "HyperformerConfig.embedding_dim", "integer >= 1"),
+])
+def test_bad_geometry_names_the_field_and_range_and_registers_nothing(bad, field, allowed):
+    model = AutoAdapterModel.from_config(tiny_config("bert"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=rf"{field} must be an? {allowed}"):
+        model.add_adapter("a", config=bad)
+    assert "a" not in model.adapters_config and "a" not in model.base_model.shared_parameters
+    assert set(model.state_dict()) == set(before)
+    model.add_adapter("a", config="proadapter[reduction_factor=8]")  # the name is still free
+    assert "a" in model.adapters_config
+
+
+@pytest.mark.parametrize("config", ["proadapter[reduction_factor=64]", "hyperformer++[reduction_factor=33]"])
+def test_reduction_factor_beyond_the_hidden_size_is_refused_not_clamped(config):
+    model = AutoAdapterModel.from_config(tiny_config("bert"))  # hidden size 32
+    with pytest.raises(ValueError, match=r"reduction_factor=\d+ leaves no bottleneck on hidden size 32; "
+                                         r"allowed range \(0, 32\]"):
+        model.add_adapter("a", config=config)
+    assert "a" not in model.adapters_config and "a" not in model.base_model.shared_parameters

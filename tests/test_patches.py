@@ -11,11 +11,11 @@ import inspect
 import adapters
 import pytest
 from adapters.context import ForwardContext
-from adapters.loading import AdapterLoader
+from adapters.loading import AdapterLoader, PredictionHeadLoader
 from adapters.methods.lora import LoRA, LoRALinear, LoRAMergedLinear
 from adapters.methods.modeling import Adapter
 from adapters.methods.prefix_tuning import FlatPrefixTuning, PrefixTuningLayer, PrefixTuningPool
-from adapters.model_mixin import ModelAdaptersMixin
+from adapters.model_mixin import ModelAdaptersMixin, ModelWithHeadsAdaptersMixin
 from adapters.trainer import AdapterTrainer
 
 from propetl_adapters.patches import PATCHED_TARGETS, upstream
@@ -33,6 +33,8 @@ PATCHED = {
     "adapters.trainer.AdapterTrainer._save": "b8e8f90792cdfc3d",
     "adapters.utils.parse_adapter_config_string": "44ee6f48846815ac",
     "adapters.model_mixin.ModelAdaptersMixin.train_adapter": "c78ec33dd193a7ed",
+    "adapters.model_mixin.ModelAdaptersMixin.save_adapter": "b452108e7000f974",
+    "adapters.model_mixin.ModelAdaptersMixin.load_adapter": "96dae66d7a174d4f",
 }
 
 # Upstream code our modules rely on without patching it, with what it must keep doing.
@@ -51,6 +53,9 @@ RELIED_ON = {
     (AdapterTrainer, "_load_adapters"): "3a50fcbb2d0a0d3b",  # resumes through load_adapter
     (AdapterLoader, "filter_func"): "11e46926834187e6",  # which state-dict keys belong to an adapter
     (ForwardContext, "wrap"): "3056af12eeaa57ac",  # one context per model forward
+    (ModelWithHeadsAdaptersMixin, "save_adapter"): "63f7aadcb58023a0",  # head saved by a custom weights loader
+    (ModelWithHeadsAdaptersMixin, "load_adapter"): "1e618dda3f3ab7ab",  # head loaded by a custom weights loader
+    (PredictionHeadLoader, "load"): "48a7a5934d7c85a3",  # which head file it reads; lenient state-dict load
 }
 
 

@@ -10,6 +10,7 @@ import torch
 from adapters import AutoAdapterModel
 from adapters.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
 
+from propetl_adapters.adapter_folder import MANIFEST_NAME, file_digest, write_manifest
 from propetl_adapters.mask_io import MASK_FILE_NAME, MaskFileError, read_mask_file, write_mask_file
 from propetl_adapters.serialization import adapter_tensors
 from tests.conftest import VARIANTS, build_adapter_model, model_inputs, model_output, tiny_config
@@ -43,7 +44,13 @@ def test_saved_folder_layout(tmp_path, variant, use_safetensors):
     model = _trained("bert", variant)
     model.save_adapter(str(tmp_path), "task", use_safetensors=use_safetensors, with_head=False)
     files = set(os.listdir(tmp_path))
-    assert files == {"adapter_config.json", MASK_FILE_NAME, SAFE_WEIGHTS_NAME if use_safetensors else WEIGHTS_NAME}
+    weights_name = SAFE_WEIGHTS_NAME if use_safetensors else WEIGHTS_NAME
+    assert files == {"adapter_config.json", MASK_FILE_NAME, weights_name, MANIFEST_NAME}
+    listed = json.load(open(tmp_path / MANIFEST_NAME))["files"]
+    assert set(listed) == files - {MANIFEST_NAME}
+    assert all(listed[name] == dict(zip(("size", "sha256"), file_digest(str(tmp_path / name)))) for name in listed)
+    assert read_mask_file(str(tmp_path / MASK_FILE_NAME)).header["weights"] == {
+        "file": weights_name, "sha256": listed[weights_name]["sha256"]}
     saved = json.load(open(tmp_path / "adapter_config.json"))
     assert saved["config"]["propetl_method"] == variant
     masks = read_mask_file(str(tmp_path / MASK_FILE_NAME))
@@ -164,8 +171,14 @@ def test_damaged_mask_file_is_rejected(tmp_path, variant, damage):
     else:
         data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
+    with pytest.raises(MaskFileError, match="checksum|too short"):
+        read_mask_file(str(path))
     fresh = _fresh("bert")
     before = _state(fresh)
+    with pytest.raises(ValueError, match=f"{MASK_FILE_NAME}: (\\d+ bytes|SHA-256 differs)"):  # the manifest sees it
+        fresh.load_adapter(str(tmp_path), with_head=False)
+    _assert_unchanged(fresh, before)
+    write_manifest(str(tmp_path))  # a manifest that agrees: the mask file's own checksum still refuses it
     with pytest.raises(MaskFileError, match="checksum|too short"):
         fresh.load_adapter(str(tmp_path), with_head=False)
     _assert_unchanged(fresh, before)
@@ -176,6 +189,7 @@ def test_kept_count_disagreeing_with_config_is_rejected(tmp_path):
     saved = json.load(open(tmp_path / "adapter_config.json"))
     saved["config"]["density"] = 0.25
     json.dump(saved, open(tmp_path / "adapter_config.json", "w"))
+    write_manifest(str(tmp_path))
     fresh = _fresh("bert")
     with pytest.raises(MaskFileError, match="density 0.5.*gives it 0.25"):
         fresh.load_adapter(str(tmp_path), with_head=False)
@@ -185,7 +199,8 @@ def test_kept_count_disagreeing_with_config_is_rejected(tmp_path):
 def test_mask_whose_kept_count_breaks_its_density_is_rejected(tmp_path):
     mask = torch.zeros(4, 4)
     mask[0, :3] = 1
-    write_mask_file(str(tmp_path / "m.bin"), {"method": "proadapter"}, [("x", mask, 0.5)])
+    write_mask_file(str(tmp_path / "m.bin"), {"method": "proadapter", "weights": {"file": "w", "sha256": "0" * 64}},
+                    [("x", mask, 0.5)])
     with pytest.raises(MaskFileError, match="keeps 3 entries.*means 8"):
         read_mask_file(str(tmp_path / "m.bin"))
 
@@ -265,3 +280,216 @@ def test_compact_export_refuses_an_unknown_dtype(tmp_path):
     from propetl_adapters.serialization import save_compact
     with pytest.raises(ValueError, match="must be one of"):
         save_compact(_trained("bert", "proadapter"), str(tmp_path), "task", prototype_dtype="int8")
+
+
+# --- integrity of every file and all-or-nothing loads (issue 17) ---
+
+def _fingerprint(model):
+    """Everything a load may change: tensors, adapters, heads and what is active."""
+    return (_state(model), dict(model.adapters_config.adapters), sorted(model.heads),
+            sorted(model.config.prediction_heads), str(model.active_adapters), model.active_head)
+
+
+def _assert_same_model(model, fingerprint):
+    state, *rest = fingerprint
+    _assert_unchanged(model, state)
+    assert list(_fingerprint(model)[1:]) == rest
+
+
+def _rewrite_mask_header(path, edit, version=None):
+    """Change a mask file's header and re-seal it with a valid checksum (a crafted, not a damaged, file)."""
+    import hashlib
+    import struct
+    data = path.read_bytes()
+    magic, old_version, length = struct.unpack_from("<8sII", data)
+    header = json.loads(data[16:16 + length])
+    edit(header)
+    header_bytes = json.dumps(header, sort_keys=True).encode()
+    body = struct.pack("<8sII", magic, version or old_version, len(header_bytes)) + header_bytes \
+        + data[16 + length:-32]
+    path.write_bytes(body + hashlib.sha256(body).digest())
+
+
+def _flip_bit_of(path, tensor_name):
+    """Flip the lowest bit of the first element of ``tensor_name`` inside a safetensors or torch file."""
+    import io
+    from safetensors.torch import load as load_bytes, save as save_bytes
+    data = path.read_bytes()
+    if path.suffix == ".safetensors":
+        tensors = load_bytes(data)
+    else:
+        tensors = torch.load(io.BytesIO(data), weights_only=True)
+    key = next(k for k in tensors if k.endswith(tensor_name))
+    flat = tensors[key].view(-1).view(torch.int32)
+    flat[0] ^= 1
+    if path.suffix == ".safetensors":
+        path.write_bytes(save_bytes(tensors))
+    else:
+        torch.save(tensors, path)
+
+
+@pytest.mark.parametrize("use_safetensors", [True, False])
+@pytest.mark.parametrize("reseal", [False, True], ids=["manifest", "mask_digest"])
+def test_one_flipped_bit_in_the_prototype_weights_is_refused(tmp_path, use_safetensors, reseal):
+    model = _trained("bert", "proadapter")
+    model.save_adapter(str(tmp_path), "task", use_safetensors=use_safetensors, with_head=False)
+    weights = tmp_path / (SAFE_WEIGHTS_NAME if use_safetensors else WEIGHTS_NAME)
+    _flip_bit_of(weights, "up_bias")
+    if reseal:  # a manifest that agrees: the digest in the mask file still ties masks to the original weights
+        write_manifest(str(tmp_path))
+    fresh = _fresh("bert")
+    before = _fingerprint(fresh)
+    expected = f"{MASK_FILE_NAME}: saved with weights of SHA-256" if reseal else \
+        f"{weights.name}: (SHA-256 differs|\\d+ bytes, {MANIFEST_NAME} says)"
+    with pytest.raises(ValueError, match=expected):
+        fresh.load_adapter(str(tmp_path), with_head=False, use_safetensors=use_safetensors)
+    _assert_same_model(fresh, before)
+
+
+def test_mask_file_of_another_same_geometry_save_is_refused(tmp_path):
+    _trained("bert", "proadapter", seed=0).save_adapter(str(tmp_path / "a"), "task", with_head=False)
+    _trained("bert", "proadapter", seed=1).save_adapter(str(tmp_path / "b"), "task", with_head=False)
+    (tmp_path / "a" / MASK_FILE_NAME).write_bytes((tmp_path / "b" / MASK_FILE_NAME).read_bytes())
+    fresh = _fresh("bert")
+    before = _fingerprint(fresh)
+    with pytest.raises(ValueError, match=f"{MASK_FILE_NAME}: SHA-256 differs"):
+        fresh.load_adapter(str(tmp_path / "a"), with_head=False)
+    write_manifest(str(tmp_path / "a"))
+    with pytest.raises(MaskFileError, match="masks and weights come from different saves"):
+        fresh.load_adapter(str(tmp_path / "a"), with_head=False)
+    _assert_same_model(fresh, before)
+
+
+def test_folder_saved_with_a_manifest_is_refused_without_it(tmp_path):
+    _saved_bert(tmp_path, "prolora")
+    os.remove(tmp_path / MANIFEST_NAME)
+    fresh = _fresh("bert")
+    with pytest.raises(ValueError, match=f"{MANIFEST_NAME}: missing, but adapter_config.json says"):
+        fresh.load_adapter(str(tmp_path), with_head=False)
+    assert "task" not in fresh.adapters_config
+
+
+def test_folder_of_an_older_version_without_manifest_or_weights_digest_still_loads(tmp_path):
+    model = _saved_bert(tmp_path, "proadapter")
+    os.remove(tmp_path / MANIFEST_NAME)
+    saved = json.load(open(tmp_path / "adapter_config.json"))
+    del saved["propetl_manifest"]
+    json.dump(saved, open(tmp_path / "adapter_config.json", "w"))
+    _rewrite_mask_header(tmp_path / MASK_FILE_NAME, lambda header: header.pop("weights"), version=1)
+    assert read_mask_file(str(tmp_path / MASK_FILE_NAME)).weights_sha256 is None
+    fresh = _fresh("bert")
+    fresh.load_adapter(str(tmp_path), with_head=False, set_active=True)
+    inputs = model_inputs("bert")
+    model.set_active_adapters("task")
+    with torch.no_grad():
+        assert torch.equal(model.base_model(**inputs)[0], fresh.eval().base_model(**inputs)[0])
+
+
+@pytest.mark.parametrize("field", ["kept", "shape", "offset"])
+def test_crafted_mask_file_with_valid_checksum_missing_a_field_is_refused_by_name(tmp_path, field):
+    _saved_bert(tmp_path, "proadapter")
+    _rewrite_mask_header(tmp_path / MASK_FILE_NAME, lambda header: header["entries"][1].pop(field))
+    with pytest.raises(MaskFileError, match=f"{MASK_FILE_NAME}: header entry 1 .* lacks field '{field}'"):
+        read_mask_file(str(tmp_path / MASK_FILE_NAME))
+    write_manifest(str(tmp_path))
+    fresh = _fresh("bert")
+    before = _fingerprint(fresh)
+    with pytest.raises(MaskFileError, match=f"lacks field '{field}'"):
+        fresh.load_adapter(str(tmp_path), with_head=False)
+    _assert_same_model(fresh, before)
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe{}", b"[1, 2]"])
+def test_malformed_adapter_config_is_refused_naming_the_file(tmp_path, content):
+    _saved_bert(tmp_path, "proadapter")
+    (tmp_path / "adapter_config.json").write_bytes(content)
+    fresh = _fresh("bert")
+    before = _fingerprint(fresh)
+    with pytest.raises(ValueError, match="adapter_config.json: (not valid JSON|expected a JSON object)"):
+        fresh.load_adapter(str(tmp_path), with_head=False)
+    _assert_same_model(fresh, before)
+
+
+def _saved_with_head(folder, seed=0, use_safetensors=False):
+    model = _trained("bert", "proadapter", seed=seed)
+    model.save_adapter(str(folder), "task", with_head=True, use_safetensors=use_safetensors)
+    return model
+
+
+def _present_target():
+    """A model that already has adapter 'task' and head 'task' (other values than the saved ones), active."""
+    target = _trained("bert", "proadapter")  # the saved model's backbone
+    with torch.no_grad():
+        for param in target.parameters():
+            if param.requires_grad:
+                param.add_(1.0)
+    target.set_active_adapters("task")
+    return target
+
+
+@pytest.mark.parametrize("present", [False, True], ids=["fresh_model", "adapter_present"])
+@pytest.mark.parametrize("damage, message", [
+    ("zero_bytes", r"pytorch_model_head.bin: (0 bytes|cannot read the head weights)"),
+    ("garbage", r"pytorch_model_head.bin: (\d+ bytes|cannot read the head weights)"),
+    ("no_head_config", r"head_config.json: missing"),
+    ("wrong_shape", r"pytorch_model_head.bin|loading failed, the model is unchanged"),
+    ("missing_tensor", r"pytorch_model_head.bin: lacks tensor 'heads.task."),
+])
+@pytest.mark.parametrize("reseal", [False, True], ids=["manifest", "resealed"])
+def test_a_bad_head_leaves_the_model_byte_identical(tmp_path, present, damage, message, reseal):
+    _saved_with_head(tmp_path)
+    head = tmp_path / "pytorch_model_head.bin"
+    if damage == "zero_bytes":
+        head.write_bytes(b"")
+    elif damage == "garbage":
+        head.write_bytes(b"\x80\x02not a checkpoint")
+    elif damage == "no_head_config":
+        os.remove(tmp_path / "head_config.json")
+    else:
+        tensors = torch.load(head, weights_only=True)
+        key = sorted(tensors)[-1]
+        if damage == "wrong_shape":
+            tensors[key] = torch.zeros(tensors[key].shape[0] + 1, *tensors[key].shape[1:])
+        else:
+            del tensors[key]
+        torch.save(tensors, head)
+    if reseal or damage in ("wrong_shape", "missing_tensor"):
+        write_manifest(str(tmp_path))
+    target = _present_target() if present else _fresh("bert")
+    before = _fingerprint(target)
+    heads_before = dict(target.heads)
+    with pytest.raises(ValueError, match=message):
+        target.load_adapter(str(tmp_path))
+    _assert_same_model(target, before)
+    assert all(target.heads[name] is module for name, module in heads_before.items())
+
+
+def test_head_loads_with_the_adapter_as_one_unit(tmp_path):
+    model = _saved_with_head(tmp_path, use_safetensors=True)
+    target = _present_target()
+    assert target.load_adapter(str(tmp_path), use_safetensors=True, set_active=True) == "task"
+    inputs = model_inputs("bert")
+    model.set_active_adapters("task")
+    with torch.no_grad():
+        assert torch.equal(model_output(model.eval(), inputs), model_output(target.eval(), inputs))
+
+
+def test_head_saved_as_safetensors_loaded_without_is_refused_by_name(tmp_path):
+    _saved_with_head(tmp_path, use_safetensors=True)
+    fresh = _fresh("bert")
+    before = _fingerprint(fresh)
+    with pytest.raises(ValueError, match=r"pytorch_model_head.bin: missing, but head_config.json describes a head "
+                                         r"\(it was saved with use_safetensors=True\)"):
+        fresh.load_adapter(str(tmp_path))
+    _assert_same_model(fresh, before)
+
+
+def test_proprefix_export_over_the_live_adapter_is_refused_naming_the_field(tmp_path):
+    model = _trained("bert", "proprefix")
+    model.save_adapter(str(tmp_path), "task", with_head=False)
+    before = _fingerprint(model)
+    with pytest.raises(ValueError, match=r"adapter_config.json: adapter 'task' in the model has another config "
+                                         r"\(flat=True in the folder, False in the model\)"):
+        model.load_adapter(str(tmp_path), with_head=False)
+    _assert_same_model(model, before)
+    assert model.load_adapter(str(tmp_path), with_head=False, load_as="exported") == "exported"

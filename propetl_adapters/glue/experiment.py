@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 DONE_FILE = "DONE"
 RESULTS_FILE = "all_results.json"
 ARGUMENTS_FILE = "run_arguments.json"
+RESUMED_TRAIN_LOSS_NOTE = ("resumed run: train_loss is the Trainer's sum of the losses of the steps run after "
+                           "resuming divided by all steps, so it is lower than an uninterrupted run's; compare "
+                           "the losses logged in the checkpoints' trainer_state.json instead")
 ADAPTER_DIR = "adapter"
 MODEL_DIR = "model"
 FULL_FINETUNING = "full_finetuning"
@@ -520,13 +523,22 @@ def _prepare_training_args(training_args, task: TaskData, propetl_args: ProPETLA
     if not torch.cuda.is_available():
         changes["dataloader_pin_memory"] = False
     eval_strategy = training_args.eval_strategy
+    # --save_steps given (the default save_strategy is "steps" every 500): checkpoints must coincide with
+    # evaluations to keep the best one, so a run without --eval_strategy evaluates at those steps.
+    save_steps = training_args.save_steps if training_args.save_strategy == IntervalStrategy.STEPS and \
+        training_args.save_steps != type(training_args).__dataclass_fields__["save_steps"].default else None
     if eval_strategy == IntervalStrategy.NO:
-        eval_strategy = IntervalStrategy.EPOCH
-        changes["eval_strategy"] = "epoch"
+        eval_strategy = IntervalStrategy.STEPS if save_steps else IntervalStrategy.EPOCH
+        changes["eval_strategy"] = eval_strategy.value
     changes["save_strategy"] = eval_strategy.value
     if eval_strategy == IntervalStrategy.STEPS:
-        eval_steps = training_args.eval_steps or training_args.logging_steps
+        eval_steps = save_steps if changes.get("eval_strategy") == "steps" else \
+            training_args.eval_steps or training_args.logging_steps
         changes.update(eval_steps=eval_steps, save_steps=eval_steps)
+    if save_steps and changes.get("save_steps") != save_steps:
+        logger.warning("--save_steps %s replaced: checkpoints are saved at every evaluation (%s) so that the best "
+                       "one can be kept", save_steps, f"every {changes['save_steps']} steps"
+                       if eval_strategy == IntervalStrategy.STEPS else "every epoch")
     if propetl_args.paper_epochs:
         if task.glue_task is None:
             raise ExperimentError("--paper_epochs needs a GLUE --task_name (own data has no paper epochs)")
@@ -732,6 +744,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
                      "train_loss": train_output.training_loss, "best_checkpoint": state.best_model_checkpoint,
                      "best_validation_metric": state.best_metric,
                      "resumed_from_checkpoint": resume_from, "world_size": training_args.world_size,
+                     **({"train_loss_note": RESUMED_TRAIN_LOSS_NOTE} if resume_from is not None else {}),
                      "learning_rate": training_args.learning_rate,
                      "mask_learning_rate": _mask_learning_rate_used(trainer, propetl_args),
                      "mask_weight_decay": _mask_weight_decay_used(trainer, training_args),

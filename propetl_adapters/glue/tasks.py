@@ -10,6 +10,7 @@ online carry the same ids.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from dataclasses import dataclass
@@ -207,7 +208,7 @@ def read_glue_tsv(path: PathLike, task: str | GlueTask) -> list[Row]:
             f"{path}: file not found; expected a GLUE {spec.folder} TSV file "
             f"(the task folder holds {expected})"
         )
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    with io.StringIO(read_utf8(path), newline="") as handle:
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         if spec.fixed_header is None:
             first = next(reader, None)
@@ -225,6 +226,18 @@ def read_glue_tsv(path: PathLike, task: str | GlueTask) -> list[Row]:
     if not rows:
         raise GlueDataError(f"{path}: no data rows; expected {spec.folder} examples after the header")
     return rows
+
+
+def read_utf8(path: Path) -> str:
+    """The text of a data file (UTF-8, optional byte-order mark); other bytes are refused by file and line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:  # err.object lacks the byte-order mark, if there was one
+        line = err.object.count(b"\n", 0, err.start) + 1
+        offset = err.start + len(data) - len(err.object)
+        raise GlueDataError(f"{path}, line {line}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                            f"{offset}); save the file as UTF-8") from None
 
 
 def load_glue_dir(glue_dir: PathLike, task: str | GlueTask) -> dict[str, list[Row]]:

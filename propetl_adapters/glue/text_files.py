@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .tasks import GlueDataError, PathLike, Row
+from .tasks import GlueDataError, PathLike, Row, read_utf8
 
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
 
@@ -90,8 +90,7 @@ def _read_records(path: Path, wanted: list[str]) -> list[_Record]:
         )
     if not path.is_file():
         raise GlueDataError(f"{path}: file not found")
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        text = handle.read()
+    text = read_utf8(path)
     if not text.strip():
         raise GlueDataError(f"{path}: file is empty; expected records with columns {wanted}")
     if path.suffix.lower() in (".csv", ".tsv"):

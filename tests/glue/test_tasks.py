@@ -174,6 +174,16 @@ def test_blank_lines_are_skipped(tmp_path):
 # ---------------------------------------------------------------------------
 
 
+def test_glue_tsv_with_bytes_that_are_not_utf8_names_the_file_and_line(tmp_path):
+    path = tmp_path / "dev.tsv"
+    path.write_bytes(b"sentence\tlabel\ngood\t1\ncaf\xe9\t0\n")
+    with pytest.raises(GlueDataError, match=r"dev\.tsv, line 3: not UTF-8 text \(byte 0xe9 at offset 25\)"):
+        read_glue_tsv(path, "sst2")
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # after a byte-order mark: the same line, 3 bytes on
+    with pytest.raises(GlueDataError, match=r"dev\.tsv, line 3: not UTF-8 text \(byte 0xe9 at offset 28\)"):
+        read_glue_tsv(path, "sst2")
+
+
 def test_missing_file_names_the_path_and_expected_files(tmp_path):
     with pytest.raises(GlueDataError) as info:
         load_glue_dir(tmp_path, "rte")
@@ -490,3 +500,15 @@ def test_text_file_argument_errors(tmp_path):
         load_text_files({"validation": tmp_path / "dev.csv"}, ["text"])
     with pytest.raises(ValueError, match="one or two text columns"):
         load_text_files({"train": tmp_path / "train.csv"}, ["a", "b", "c"])
+
+
+@pytest.mark.parametrize("name", ["train.csv", "train.tsv", "train.jsonl"])
+def test_text_file_with_bytes_that_are_not_utf8_names_the_file_and_line(tmp_path, name):
+    path = tmp_path / name
+    sep = b"\t" if name.endswith(".tsv") else b","
+    content = b"text" + sep + b"label\na" + sep + b"1\n\xff\xfe" + sep + b"0\n"
+    if name.endswith(".jsonl"):
+        content = b'{"text": "a", "label": 1}\n{"text": "\xff", "label": 0}\n'
+    path.write_bytes(content)
+    with pytest.raises(GlueDataError, match=rf"{name}, line \d: not UTF-8 text \(byte 0xff at offset \d+\)"):
+        load_text_files({"train": path}, ["text"])

@@ -12,8 +12,9 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from propetl_adapters.glue.experiment import (ADAPTER_DIR, DONE_FILE, MODEL_DIR, RESULTS_FILE, ExperimentError,
-                                              checkpoint_folders, main, parse_arguments, run)
+from propetl_adapters.glue.experiment import (ADAPTER_DIR, DONE_FILE, MODEL_DIR, RESULTS_FILE,
+                                              RESUMED_TRAIN_LOSS_NOTE, ExperimentError, checkpoint_folders, main,
+                                              parse_arguments, run)
 from propetl_adapters.glue.tasks import GlueDataError
 from propetl_adapters.mask_io import MASK_FILE_NAME
 
@@ -180,6 +181,9 @@ def test_interrupted_run_resumes_from_its_last_checkpoint_exactly(tiny_bert_dir,
     straight = tmp_path / "straight"
     reference = run_argv(base_argv(tiny_bert_dir, straight, glue_dir, steps=4) + argv_extra)
     assert reference["training"]["resumed_from_checkpoint"] is None
+    # The Trainer's train_loss of a resumed run covers only the steps after the resume: it says so.
+    assert results["training"]["train_loss_note"] == RESUMED_TRAIN_LOSS_NOTE
+    assert "train_loss_note" not in reference["training"]
     assert reference["test"]["loss"] == pytest.approx(results["test"]["loss"], rel=1e-5)
     a, b = _adapter_state(resumed), _adapter_state(straight)
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
@@ -343,3 +347,46 @@ def test_compact_accuracy_benchmark_scores_a_finished_run_at_each_prototype_dtyp
     assert all(set(r["test"]) >= {"accuracy"} for r in records)
     sizes = {r["prototype_dtype"]: r["adapter_bytes"] for r in records}
     assert max(sizes["bfloat16"], sizes["float16"]) < sizes["float32"]
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--save_steps", "8"], ("steps", 8, 8)),  # evaluates at the checkpoints the user asked for
+    (["--save_steps", "8", "--eval_strategy", "steps", "--eval_steps", "4"], ("steps", 4, 4)),
+    (["--save_steps", "8", "--eval_strategy", "epoch"], ("epoch", None, None)),
+    ([], ("epoch", None, None)),
+])
+def test_save_steps_is_honoured_or_its_replacement_is_logged(flags, expected, tiny_bert_dir, glue_dir, tmp_path,
+                                                             caplog):
+    from propetl_adapters.glue import experiment
+
+    args = parse_arguments(["--model_name_or_path", tiny_bert_dir, "--output_dir", str(tmp_path), "--task_name",
+                            "rte", "--glue_dir", glue_dir, *flags])
+    with caplog.at_level("WARNING", logger="propetl_adapters.glue.experiment"):
+        prepared = experiment._prepare_training_args(args[4], experiment.load_task_data(args[1]), args[3])
+    strategy, eval_steps, save_steps = expected
+    assert prepared.eval_strategy.value == strategy and prepared.save_strategy.value == strategy
+    if strategy == "steps":
+        assert (prepared.eval_steps, prepared.save_steps) == (eval_steps, save_steps)
+    replaced = "--save_steps" in flags and (strategy != "steps" or eval_steps == 4)
+    assert ("--save_steps 8 replaced" in caplog.text) == replaced
+
+
+def test_adapter_config_with_zero_reduction_factor_is_refused_before_writing_anything(tiny_bert_dir, glue_dir,
+                                                                                       tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = base_argv(tiny_bert_dir, out, glue_dir) + adapter_argv("proadapter[reduction_factor=0]")
+    assert main(argv) == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("run_glue.py: error: --adapter_config 'proadapter[reduction_factor=0]': "
+                              "ProAdapterConfig.reduction_factor must be a finite number > 0, got 0.")
+    assert "\n" not in message and "Traceback" not in message
+    assert not (out / "run_arguments.json").exists()
+
+
+def test_non_utf8_training_file_is_refused_naming_the_file(tiny_bert_dir, tmp_path, capsys):
+    train = tmp_path / "train.csv"
+    train.write_bytes(b"sentence,label\na b,1\nc \xe9 d,0\n")
+    argv = base_argv(tiny_bert_dir, tmp_path / "out", task=None) + ["--train_file", str(train),
+                                                                    "--validation_file", str(train)]
+    assert main(argv) == 2
+    assert f"{train}, line 3: not UTF-8 text" in capsys.readouterr().err
