@@ -244,6 +244,11 @@ def test_proprefix_saved_before_joint_masks_reloads_with_separate_key_and_value_
     config_path = tmp_path / "adapter_config.json"
     saved = json.load(open(config_path))
     del saved["config"]["joint_kv_mask"]
+    # Saves of that time had no manifest either.
+    from propetl_adapters.adapter_folder import MANIFEST_NAME
+    from propetl_adapters.serialization import MANIFEST_KEY
+    del saved[MANIFEST_KEY]
+    (tmp_path / MANIFEST_NAME).unlink()
     config_path.write_text(json.dumps(saved))
     fresh = _fresh("bert")
     fresh.load_adapter(str(tmp_path), set_active=True)

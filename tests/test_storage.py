@@ -115,7 +115,9 @@ def test_a_model_built_without_initialisation_counts_like_an_initialised_one(con
     """build_base_model skips the base weights' initialisation (meta device, then empty CPU memory)."""
     from tests.conftest import tiny_config
     tiny_config("bert").save_pretrained(str(tmp_path))
-    fast, reference = build_base_model(str(tmp_path)), AutoAdapterModel.from_config(tiny_config("bert"))
+    from transformers import AutoConfig
+    # The same config object (with its recorded path, which adapter_config.json stores) for both models.
+    fast, reference = build_base_model(str(tmp_path)), AutoAdapterModel.from_config(AutoConfig.from_pretrained(str(tmp_path)))
     assert {p.device.type for p in fast.parameters()} == {"cpu"}
     for model in (fast, reference):
         model.add_adapter("a", config=config)
