@@ -5,6 +5,7 @@ Each patch wraps one upstream function and says why. ``PATCHED_TARGETS`` lists t
 written against (adapters 1.3.0), so an upgrade of `adapters` fails loudly.
 """
 
+import logging
 import re
 from os.path import isdir
 from typing import Mapping
@@ -32,6 +33,7 @@ from .serialization import (is_propetl_folder, load_folder_transaction, load_pro
                             resolve_folder, save_propetl_adapter, training_checkpoint)
 
 _originals = {}
+_mixin_logger = logging.getLogger("adapters.model_mixin")
 
 
 def _patch(owner, attribute: str, replacement, static: bool = False):
@@ -176,10 +178,22 @@ def _parse_config_string(config_string: str):
     return [pair for chunk in quoted for pair in _upstream_parse_config_string(chunk)]
 
 
+class _DropInactiveWarning(logging.Filter):
+    def filter(self, record):
+        return "none are activated" not in record.getMessage()
+
+
 # Reason: task masks and the hypernetwork live below the shared dict; upstream train_adapter unfreezes only
-# its direct values.
+# its direct values. Also: upstream activates the adapters by resetting them inside a forward context opened
+# before they are active, which logs "none are activated" on every first train_adapter; that warning is
+# dropped here only, where we know it is spurious.
 def _train_adapter(self, adapter_setup, train_embeddings=False):
-    _upstream_train_adapter(self, adapter_setup, train_embeddings)
+    quiet = _DropInactiveWarning()
+    _mixin_logger.addFilter(quiet)
+    try:
+        _upstream_train_adapter(self, adapter_setup, train_embeddings)
+    finally:
+        _mixin_logger.removeFilter(quiet)
     names = parse_composition(adapter_setup).flatten()
     for name in self.base_model.shared_parameters:
         config = self.adapters_config.get(name) if name in names else None

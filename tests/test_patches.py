@@ -86,3 +86,14 @@ def test_every_patch_is_listed_and_its_target_is_unchanged():
 def test_relied_on_internals_are_unchanged(owner, attribute):
     assert _digest(owner.__dict__[attribute]) == RELIED_ON[(owner, attribute)], (
         f"{owner.__name__}.{attribute} changed upstream; re-check the code that relies on it")
+
+
+def test_train_adapter_does_not_warn_that_no_adapter_is_active(caplog):
+    from tests.conftest import build_adapter_model
+    with caplog.at_level("WARNING", logger="adapters.model_mixin"):
+        model = build_adapter_model("bert", "proadapter[reduction_factor=8]")  # add_adapter + train_adapter
+    assert "none are activated" not in caplog.text
+    model.set_active_adapters(None)  # the warning itself is untouched elsewhere
+    with caplog.at_level("WARNING", logger="adapters.model_mixin"):
+        model(input_ids=__import__("torch").tensor([[2, 3, 4]]))
+    assert "none are activated" in caplog.text
