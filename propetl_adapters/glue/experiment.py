@@ -314,13 +314,18 @@ def method_name(adapter_args, config) -> str:
     return plain_method_name(config)
 
 
+LEGACY_CONFIG_NAMES = {"pfeiffer", "houlsby", "parallel", "scaled_parallel", "pfeiffer+inv", "houlsby+inv"}
+
+
 def plain_method_name(config) -> str:
     """AdapterHub's name of a plain config's class (seq_bn, lora, prefix_tuning, ...), else its class name."""
     from adapters.configuration.adapter_config import ADAPTER_CONFIG_MAP
 
-    for name, known in ADAPTER_CONFIG_MAP.items():
-        if type(known) is type(config):
-            return name
+    names = [name for name, known in ADAPTER_CONFIG_MAP.items() if type(known) is type(config)]
+    # AdapterHub keeps its legacy names ("pfeiffer" for seq_bn, ...) beside the current ones; report the current.
+    current = [name for name in names if name not in LEGACY_CONFIG_NAMES]
+    if current or names:
+        return (current or names)[0]
     return getattr(config, "architecture", None) or type(config).__name__
 
 

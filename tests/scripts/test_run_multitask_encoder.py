@@ -45,7 +45,7 @@ def test_multi_task_encoder_reports_every_task_and_its_storage(tiny_bert_dir, gl
         assert task_bits["rte"] == 32 * 64 and shared + sum(task_bits.values()) == results["storage"]["bls_bits"]
         assert results["exported_layer_norms"] == str(tmp_path / "adapter" / "base_layer_norms.safetensors")
         assert os.path.isfile(results["exported_layer_norms"])  # trained with the hypernetwork, so exported
-    elif method == "SeqBnConfig":
+    elif method == "seq_bn":
         assert task_bits["rte"] == 0 and shared == results["storage"]["bls_bits"]
     else:
         assert shared == 0 and task_bits["rte"] == results["storage"]["bls_bits"]
