@@ -82,6 +82,11 @@ def compact_export(prototype_dtype: str = "bfloat16"):
         _compact_dtype.reset(token)
 
 
+def compact_tensors(tensors: Dict[str, torch.Tensor], dtype: torch.dtype) -> Dict[str, torch.Tensor]:
+    """The tensors as a compact export stores them: every float in ``dtype``, everything else as it is."""
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+
+
 def save_compact(model, save_directory: str, adapter_name: str, prototype_dtype: str = "bfloat16", **kwargs):
     """``model.save_adapter(save_directory, adapter_name, **kwargs)`` inside ``compact_export(prototype_dtype)``."""
     with compact_export(prototype_dtype):
@@ -211,7 +216,7 @@ def save_propetl_adapter(loader, save_directory: str, adapter_name: str, meta_di
     tensors, config = export_state(model, adapter_name, keep_training_state=keep)
     dtype = None if keep else _compact_dtype.get()
     if dtype is not None:
-        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+        tensors = compact_tensors(tensors, dtype)
     if loader.weights_helper.use_safetensors:
         weights_name, weights = SAFE_WEIGHTS_NAME, safetensors_bytes(tensors)
     else:

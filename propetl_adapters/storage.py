@@ -23,9 +23,8 @@ from .methods.adapter import ProAdapter
 from .methods.hyperformer import HyperAdapter
 from .methods.lora import ProLoRA
 from .multitask import task_bank
-from .serialization import (COMPACT_DTYPES as COMPACT_DTYPE_NAMES, adapter_masks, adapter_tensors,
-                            canonical_named_modules, compact_dtype, compact_export, export_state, prefix_groups,
-                            read_saved_config)
+from .serialization import (COMPACT_DTYPES, adapter_masks, adapter_tensors, canonical_named_modules, compact_dtype,
+                            compact_export, compact_tensors, export_state, prefix_groups, read_saved_config)
 
 HEAD_FILES = {"head_config.json", "pytorch_model_head.bin", "model_head.safetensors"}
 PLAIN_NAMES = {ProAdapterConfig: "seq_bn", ProLoRAConfig: "lora", ProPrefixConfig: "prefix_tuning"}
@@ -151,7 +150,7 @@ def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None,
     dtype = compact_dtype(prototype_dtype) if prototype_dtype is not None else None
     base = base_model_parameters(model)
     tensors, _ = export_state(model, adapter_name)
-    groups = bits_by_width(t.to(dtype) if dtype is not None and t.is_floating_point() else t for t in tensors.values())
+    groups = bits_by_width((compact_tensors(tensors, dtype) if dtype is not None else tensors).values())
     masks = adapter_masks(model, adapter_name)
     if dtype is None:
         mask_bits = {id(m): m.scores.numel() for m in masks.values()}
@@ -283,7 +282,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config", help="adapter config string when PATH is a model, e.g. 'proadapter[density=0.5]'")
     parser.add_argument("--model", help="the base model of a saved adapter folder (default: the model_name "
                                         "recorded in its adapter_config.json)")
-    parser.add_argument("--compact", metavar="DTYPE", choices=sorted(COMPACT_DTYPE_NAMES),
+    parser.add_argument("--compact", metavar="DTYPE", choices=sorted(COMPACT_DTYPES),
                         help="with --config: report the compact export (prototype in DTYPE, range-coded masks); a "
                              "saved compact folder is reported as such without it")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -1,6 +1,6 @@
 """Training glue: AdamW parameter groups that give masks their own learning rate and weight decay."""
 
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 from adapters import AdapterTrainer, Seq2SeqAdapterTrainer
@@ -26,9 +26,11 @@ def reference_mask_learning_rate(model: torch.nn.Module, learning_rate: float) -
     """``learning_rate`` times the reference scripts' mask/prototype ratio of the model's ProPETL adapters
     (ProAdapter 30, ProLoRA 300, ProPrefix 1); ValueError when adapters with different ratios train together."""
     configs = getattr(model, "adapters_config", None)
-    ratios = {type(config).__name__: config.reference_mask_lr_ratio
-              for config in (configs.get(name) for name in configs.adapters) if is_propetl_config(config)} \
-        if configs is not None else {}
+    ratios = {}
+    for name in configs.adapters if configs is not None else ():
+        config = configs.get(name)
+        if is_propetl_config(config):
+            ratios[type(config).__name__] = config.reference_mask_lr_ratio
     if len(set(ratios.values())) > 1:
         raise ValueError(f"adapters {sorted(ratios)} have different reference mask learning rates "
                          f"({ratios} x the learning rate); pass mask_learning_rate explicitly.")
@@ -77,13 +79,20 @@ class _MaskLearningRateMixin:
         self.mask_weight_decay = mask_weight_decay
         super().__init__(*args, **kwargs)
 
+    def mask_rates(self) -> Tuple[Optional[float], Optional[float]]:
+        """(learning rate, weight decay) the optimizer gives the mask scores, defaults resolved; without masks,
+        (the given learning rate, None)."""
+        if not mask_score_parameters(self.model):
+            return self.mask_learning_rate, None
+        learning_rate = self.mask_learning_rate
+        if learning_rate is None:
+            learning_rate = reference_mask_learning_rate(self.model, self.args.learning_rate)
+        weight_decay = self.args.weight_decay if self.mask_weight_decay is None else self.mask_weight_decay
+        return learning_rate, weight_decay
+
     def create_optimizer(self):
         if self.optimizer is None:
-            mask_learning_rate = self.mask_learning_rate
-            if mask_learning_rate is None:
-                mask_learning_rate = reference_mask_learning_rate(self.model, self.args.learning_rate)
-            groups = propetl_parameter_groups(self.model, self.args.weight_decay, mask_learning_rate,
-                                              self.mask_weight_decay)
+            groups = propetl_parameter_groups(self.model, self.args.weight_decay, *self.mask_rates())
             optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer

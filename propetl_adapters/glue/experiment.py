@@ -365,30 +365,6 @@ def unused_trainable_parameters(model, batch: dict) -> List[str]:
     return unused
 
 
-# ---------------------------------------------------------------------------
-# Storage accounting
-# ---------------------------------------------------------------------------
-
-
-def _mask_learning_rate_used(trainer, propetl_args) -> Optional[float]:
-    """The mask learning rate as the user gave it, or the default the trainer derived (None: no masks)."""
-    from ..training import mask_score_parameters, reference_mask_learning_rate
-
-    if propetl_args.mask_learning_rate is not None or not mask_score_parameters(trainer.model):
-        return propetl_args.mask_learning_rate
-    return reference_mask_learning_rate(trainer.model, trainer.args.learning_rate)
-
-
-def _mask_weight_decay_used(trainer, training_args) -> Optional[float]:
-    """The score weight decay the optimizer used (None: no masks)."""
-    from ..training import mask_score_parameters
-
-    if not mask_score_parameters(trainer.model):
-        return None
-    given = getattr(trainer, "mask_weight_decay", None)
-    return training_args.weight_decay if given is None else given
-
-
 def load_adapter_model(model_name_or_path: str, cache_dir: Optional[str] = None):
     """``AutoAdapterModel.from_pretrained``, marked for the Hugging Face Trainer as returning a mean loss.
 
@@ -402,6 +378,11 @@ def load_adapter_model(model_name_or_path: str, cache_dir: Optional[str] = None)
     model = AutoAdapterModel.from_pretrained(model_name_or_path, cache_dir=cache_dir)
     model.accepts_loss_kwargs = False
     return model
+
+
+# ---------------------------------------------------------------------------
+# Storage accounting
+# ---------------------------------------------------------------------------
 
 
 def _is_plain_reparametrised_prefix(config) -> bool:
@@ -736,6 +717,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
                               trainable_module, head_parameters)
 
     state = trainer.state
+    # The rates the optimizer gave the scores (defaults resolved); full fine-tuning has none.
+    mask_learning_rate, mask_weight_decay = trainer.mask_rates() if hasattr(trainer, "mask_rates") else (None, None)
     results.update({
         "model_name_or_path": model_args.model_name_or_path,
         "adapter_config": adapter_args.adapter_config if adapter_config is not None else None,
@@ -751,8 +734,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
                      "resumed_from_checkpoint": resume_from, "world_size": training_args.world_size,
                      **({"train_loss_note": RESUMED_TRAIN_LOSS_NOTE} if resume_from is not None else {}),
                      "learning_rate": training_args.learning_rate,
-                     "mask_learning_rate": _mask_learning_rate_used(trainer, propetl_args),
-                     "mask_weight_decay": _mask_weight_decay_used(trainer, training_args),
+                     "mask_learning_rate": mask_learning_rate, "mask_weight_decay": mask_weight_decay,
                      "effective_batch_size": training_args.per_device_train_batch_size
                      * training_args.gradient_accumulation_steps * training_args.world_size},
         "exported_to": export_dir,
