@@ -27,6 +27,8 @@
 #   fixed_stsb     issue 14, on the corrected mask gradient (-> $OUTPUT_DIR/fixed): STS-B ProAdapter (mask lr 1e-2,
 #                  score weight decay 0.1) vs adapter at lr 1e-3, seeds 42 43 44; then the reference's rates,
 #                  lr 1e-4 (ProAdapter mask lr 3e-3), seed 42, for both
+#   table1:TASK    ProAdapter vs seq_bn on TASK, for each of SEEDS (default 42)        (issue 15: OUTPUT_DIR=.../fixed)
+#   variants:TASK  ProLoRA vs LoRA and ProPrefix vs prefix tuning on TASK, for each of SEEDS (issue 15)
 #   ablation:TASK  the four-way ablation (scripts/run_ablations.sh) on TASK        -> $OUTPUT_DIR/issue7/ablation
 #   sparsity:TASK  the ProAdapter sparsity sweep k = 0.1 ... 1.0 on TASK            -> $OUTPUT_DIR/issue7/sparsity
 #   storage:TASK   adapter vs ProAdapter at bottleneck 8, 16, 32, 64 on TASK      -> $OUTPUT_DIR/issue7/storage
@@ -95,8 +97,9 @@ grid() {  # script, task, [VAR=value ...]: one of the issue-7 grid scripts with 
     EXTRA_ARGS="--head_layers 1 --delete_checkpoints --disable_tqdm true $precision" "$@" bash "scripts/$script"
 }
 
-pro_run() {  # the ProAdapter (bn 32, k 0.5, MASK_LR) run of TASK made by an earlier group
-  if [[ "$1" == stsb ]]; then echo "$OUTPUT_DIR/stsb/proadapter_masklr$MASK_LR/seed42"; else echo "$OUTPUT_DIR/$1/proadapter/seed42"; fi
+pro_run() {  # the ProAdapter (bn 32, k 0.5, MASK_LR) run of TASK made by an earlier group (stsb_gap's name first)
+  local gap_run="$OUTPUT_DIR/stsb/proadapter_masklr$MASK_LR/seed42"
+  if [[ "$1" == stsb && -d "$gap_run" ]]; then echo "$gap_run"; else echo "$OUTPUT_DIR/$1/proadapter/seed42"; fi
 }
 
 for group in "$@"; do
@@ -114,6 +117,16 @@ for group in "$@"; do
       reuse "$(pro_run "$task")" "$OUTPUT_DIR/issue7/storage/proadapter_bn32/$task/seed42"
       reuse "$OUTPUT_DIR/$task/seq_bn/seed42" "$OUTPUT_DIR/issue7/storage/seq_bn_bn32/$task/seed42"
       grid run_storage_curve.sh "$task" SIZES="${SIZES:-8 16 32 64}" ;;
+    table1:*)
+      for seed in ${SEEDS:-42}; do
+        pair "${group#*:}" proadapter "proadapter[reduction_factor=12]" seq_bn "seq_bn[reduction_factor=12]" "$seed"
+      done ;;
+    variants:*)
+      for seed in ${SEEDS:-42}; do
+        pair "${group#*:}" prolora "prolora[r=32,alpha=48]" lora "lora[r=32,alpha=48]" "$seed"
+        pair "${group#*:}" proprefix "proprefix[prefix_length=64,bottleneck_size=512]" \
+          prefix_tuning "prefix_tuning[prefix_length=64,bottleneck_size=512]" "$seed"
+      done ;;
     stsb_gap)
       run stsb seq_bn "seq_bn[reduction_factor=12]" 1e-3 2 42
       for mask_lr in 3e-3 1e-2 3e-2; do
@@ -164,7 +177,7 @@ for group in "$@"; do
     hyperformer)  # lr 1e-3 (the other multi-task rows' rate) collapses the hypernetwork; 3e-4 is Table 2's T5 rate
       multitask hyperformer_pp "hyperformer++[reduction_factor=32]"
       multitask hyperformer_pp_lr3e-4 "hyperformer++[reduction_factor=32]" 3e-4 ;;
-    *) echo "$0: unknown group '$group'; expected stsb_gap, fixed_stsb, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, lr:TASK, ablation:TASK, sparsity:TASK or storage:TASK" >&2
+    *) echo "$0: unknown group '$group'; expected stsb_gap, fixed_stsb, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, table1:TASK, variants:TASK, lr:TASK, ablation:TASK, sparsity:TASK or storage:TASK" >&2
        exit 2 ;;
   esac
 done
