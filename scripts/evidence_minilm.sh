@@ -29,6 +29,9 @@
 #                  lr 1e-4 (ProAdapter mask lr 3e-3), seed 42, for both
 #   table1:TASK    ProAdapter vs seq_bn on TASK, for each of SEEDS (default 42)        (issue 15: OUTPUT_DIR=.../fixed)
 #   variants:TASK  ProLoRA vs LoRA and ProPrefix vs prefix tuning on TASK, for each of SEEDS (issue 15)
+#   archive        copy the record of every finished run below $OUTPUT_DIR (all_results.json, DONE, REUSED: file
+#                  names of the run-folder contract in propetl_adapters) to ARCHIVE_DIR (docs/runs/<last part of
+#                  OUTPUT_DIR>), so that propetl-table and propetl-plot regenerate docs/ from a clean clone
 #   ablation:TASK  the four-way ablation (scripts/run_ablations.sh) on TASK        -> $OUTPUT_DIR/issue7/ablation
 #   sparsity:TASK  the ProAdapter sparsity sweep k = 0.1 ... 1.0 on TASK            -> $OUTPUT_DIR/issue7/sparsity
 #   storage:TASK   adapter vs ProAdapter at bottleneck 8, 16, 32, 64 on TASK      -> $OUTPUT_DIR/issue7/storage
@@ -127,6 +130,15 @@ for group in "$@"; do
         pair "${group#*:}" proprefix "proprefix[prefix_length=64,bottleneck_size=512]" \
           prefix_tuning "prefix_tuning[prefix_length=64,bottleneck_size=512]" "$seed"
       done ;;
+    archive)
+      target="${ARCHIVE_DIR:-docs/runs/$(basename "$OUTPUT_DIR")}"
+      (cd "$OUTPUT_DIR" && find . -name DONE | sort) | while read -r done_file; do
+        run_dir="$(dirname "${done_file#./}")"
+        launch mkdir -p "$target/$run_dir"
+        for record in DONE all_results.json REUSED; do
+          if [[ -f "$OUTPUT_DIR/$run_dir/$record" ]]; then launch cp "$OUTPUT_DIR/$run_dir/$record" "$target/$run_dir/"; fi
+        done
+      done ;;
     stsb_gap)
       run stsb seq_bn "seq_bn[reduction_factor=12]" 1e-3 2 42
       for mask_lr in 3e-3 1e-2 3e-2; do
@@ -177,7 +189,7 @@ for group in "$@"; do
     hyperformer)  # lr 1e-3 (the other multi-task rows' rate) collapses the hypernetwork; 3e-4 is Table 2's T5 rate
       multitask hyperformer_pp "hyperformer++[reduction_factor=32]"
       multitask hyperformer_pp_lr3e-4 "hyperformer++[reduction_factor=32]" 3e-4 ;;
-    *) echo "$0: unknown group '$group'; expected stsb_gap, fixed_stsb, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, table1:TASK, variants:TASK, lr:TASK, ablation:TASK, sparsity:TASK or storage:TASK" >&2
+    *) echo "$0: unknown group '$group'; expected stsb_gap, fixed_stsb, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, table1:TASK, variants:TASK, archive, lr:TASK, ablation:TASK, sparsity:TASK or storage:TASK" >&2
        exit 2 ;;
   esac
 done

