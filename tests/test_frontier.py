@@ -2,6 +2,7 @@
 storage of each PEFT method measured from its saved files, resume, and one end-to-end tiny run."""
 
 import dataclasses
+import importlib.util
 import json
 import os
 import sys
@@ -44,6 +45,28 @@ def test_search_seeds_run_the_grid_and_the_other_seeds_wait_for_the_chosen_lr():
 
 def test_budgets_never_share_a_run_id():
     assert Run("stsb", "seq_bn_bn32", 1e-3, 42, "e2").run_id != Run("stsb", "seq_bn_bn32", 1e-3, 42, "s3").run_id
+    grids = {"seq_bn_bn32": (1e-3,)}
+    tags = [build_plan(["stsb"], ["seq_bn_bn32"], [42], grids, **kwargs)[0][0].budget
+            for kwargs in ({}, {"epochs": 3}, {"max_steps": 3}, {"max_steps": 3, "max_train_samples": 96},
+                           {"max_steps": 3, "max_eval_samples": 64})]
+    assert tags == ["e2", "e3", "s3", "s3_n96xall", "s3_nallx64"]
+
+
+def test_every_method_gets_the_protocol_flags_and_only_its_own():
+    from benchmarks.frontier.runner import Settings, method_argv, protocol_argv
+
+    settings = Settings(model="m", glue_dir="g", out_dir="o", max_train_samples=96)
+    argv = protocol_argv(settings, Run("stsb", "seq_bn_bn32", 2e-3, 43, "e2"))
+    expected = {"--head_layers": "1", "--learning_rate": "0.002", "--seed": "43", "--num_train_epochs": "2",
+                "--max_train_samples": "96", "--weight_decay": "0.1", "--warmup_ratio": "0.1"}
+    assert {flag: argv[argv.index(flag) + 1] for flag in expected} == expected
+    assert "--bf16" in argv and "--max_eval_samples" not in argv
+    assert method_argv(METHODS["proadapter_bn32_k0.1"], 2e-3) == [
+        "--train_adapter", "--adapter_config", "proadapter[reduction_factor=12,density=0.1]",
+        "--mask_learning_rate", "0.02"]
+    assert method_argv(METHODS["seq_bn_bn32"], 2e-3) == ["--train_adapter", "--adapter_config",
+                                                         "seq_bn[reduction_factor=12]"]
+    assert method_argv(METHODS["peft_vblora"], 2e-3) == []
 
 
 def test_method_names_families_and_errors():
@@ -244,6 +267,7 @@ def test_tiny_frontier_runs_records_resumes_and_reports(tiny_bert_dir, glue_dir,
     assert set(records["peft_vera_r1024"]["storage"]["variants"]) == {"without_projection", "with_projection"}
     summary = (out / "summary.md").read_text()
     assert "ProAdapter bn 32, k 0.5" in summary and "VeRA" in summary and "★" in summary
+    assert (out / "frontier_stsb.png").is_file() == (importlib.util.find_spec("matplotlib") is not None)
 
     # Run again: every record is finished, nothing is retrained or rewritten.
     stamps = {p: p.stat().st_mtime_ns for p in (out / "records").glob("*.json")}

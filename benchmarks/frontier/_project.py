@@ -2,7 +2,7 @@
 
 from propetl_adapters.atomic import atomic_write_json, atomic_write_text  # noqa: F401
 from propetl_adapters.glue.experiment import (  # noqa: F401
-    ExperimentError, _prepare_training_args, head_bytes, load_adapter_model, load_task_data,
+    ExperimentError, _limit, _prepare_training_args, head_bytes, load_adapter_model, load_task_data,
     parse_arguments, run, tokenize_split)
 from propetl_adapters.glue.metrics import mean_and_std  # noqa: F401
 from propetl_adapters.glue.tasks import GlueDataError  # noqa: F401

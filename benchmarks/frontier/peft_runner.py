@@ -18,7 +18,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ._project import (HEAD_FILES, NO_DECAY_TYPES, _prepare_training_args, bits_by_width, bls_bits, head_bytes,
+from ._project import (HEAD_FILES, NO_DECAY_TYPES, _limit, _prepare_training_args, bits_by_width, bls_bits, head_bytes,
                        load_adapter_model, load_task_data, parse_arguments, tokenize_split)
 from .plan import VBLORA_SUBVECTORS, Method
 
@@ -144,8 +144,12 @@ def train_peft(argv, method: Method, command_line: Optional[str] = None) -> dict
     set_seed(training_args.seed)  # the order of run_glue.py: seed, tokenizer, model, data, head, module
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     model = load_adapter_model(model_args.model_name_or_path)
-    datasets_ = {split: tokenize_split(rows, tokenizer, data_args.max_seq_length, data_args.pad_to_max_length,
-                                      task.is_regression) for split, rows in task.splits.items()}
+    limits = {"train": (data_args.max_train_samples, "--max_train_samples"),
+              "validation": (data_args.max_eval_samples, "--max_eval_samples"),
+              "test": (data_args.max_eval_samples, "--max_eval_samples")}
+    rows = {split: _limit(task.splits[split], *limit) for split, limit in limits.items()}
+    datasets_ = {split: tokenize_split(split_rows, tokenizer, data_args.max_seq_length, data_args.pad_to_max_length,
+                                      task.is_regression) for split, split_rows in rows.items()}
     name = task.name
     model.add_classification_head(name, num_labels=task.num_labels, layers=propetl_args.head_layers,
                                   id2label=dict(enumerate(task.label_names)) if task.label_names else None)
@@ -197,6 +201,6 @@ def train_peft(argv, method: Method, command_line: Optional[str] = None) -> dict
                          "head_learning_rate": head_learning_rate, "weight_decay": weight_decay,
                          "head_weight_decay": training_args.weight_decay,
                          "dtype": "bf16 autocast" if training_args.bf16 else "fp32"},
-            "examples": {k: len(v) for k, v in task.splits.items()},
+            "examples": {k: len(v) for k, v in rows.items()},
             "wall_time_seconds": time.time() - started, "command_line": command_line,
             "versions": {"peft": peft.__version__, "torch": torch.__version__}}

@@ -93,10 +93,13 @@ class Run:
         return f"{self.task}__{self.method}__lr{self.learning_rate:g}__seed{self.seed}__{self.budget}"
 
 
-def budget_tag(task: str, epochs: Optional[float], max_steps: Optional[int]) -> str:
-    if max_steps:
-        return f"s{max_steps}"
-    return f"e{epochs if epochs is not None else TASK_EPOCHS[task]:g}"
+def budget_tag(task: str, epochs: Optional[float], max_steps: Optional[int], max_train_samples: Optional[int] = None,
+               max_eval_samples: Optional[int] = None) -> str:
+    """``e<epochs>`` or ``s<steps>``, and ``_n<train>x<eval>`` when the examples are limited (smoke checks)."""
+    tag = f"s{max_steps}" if max_steps else f"e{epochs if epochs is not None else TASK_EPOCHS[task]:g}"
+    if max_train_samples or max_eval_samples:
+        tag += f"_n{max_train_samples or 'all'}x{max_eval_samples or 'all'}"
+    return tag
 
 
 def resolve_methods(names: Optional[Sequence[str]]) -> List[str]:
@@ -139,7 +142,8 @@ def parse_lr_grid(items: Optional[Sequence[str]], methods: Sequence[str]) -> Dic
 
 def build_plan(tasks: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
                grids: Dict[str, Tuple[float, ...]], epochs: Optional[float] = None, max_steps: Optional[int] = None,
-               search_seeds: Optional[Sequence[int]] = None) -> Tuple[List[Run], List[Tuple[str, str, int]]]:
+               search_seeds: Optional[Sequence[int]] = None, max_train_samples: Optional[int] = None,
+               max_eval_samples: Optional[int] = None) -> Tuple[List[Run], List[Tuple[str, str, int]]]:
     """The runs to make now, and the (task, method, seed) runs whose lr waits for the search.
 
     Without ``search_seeds`` every seed runs the whole grid. With them, only those seeds run the grid; the
@@ -153,7 +157,7 @@ def build_plan(tasks: Sequence[str], methods: Sequence[str], seeds: Sequence[int
         raise ValueError(f"--search_seeds {list(search_seeds)}: none of them is among --seeds {list(seeds)}")
     runs, pending = [], []
     for task in tasks:
-        budget = budget_tag(task, epochs, max_steps)
+        budget = budget_tag(task, epochs, max_steps, max_train_samples, max_eval_samples)
         for seed in seeds:
             for method in methods:
                 if seed in search:

@@ -30,6 +30,8 @@ class Settings:
     train_batch_size: int = 32
     eval_batch_size: int = 64
     max_seq_length: int = 128
+    max_train_samples: Optional[int] = None  # smoke checks only: the protocol uses every example
+    max_eval_samples: Optional[int] = None
 
     @property
     def records_dir(self) -> str:
@@ -44,6 +46,12 @@ def record_path(settings: Settings, r: Run) -> str:
     return os.path.join(settings.records_dir, f"{r.run_id}.json")
 
 
+def sample_flags(settings: Settings) -> List[str]:
+    return [a for flag, value in (("--max_train_samples", settings.max_train_samples),
+                                  ("--max_eval_samples", settings.max_eval_samples)) if value
+            for a in (flag, str(value))]
+
+
 def protocol_argv(settings: Settings, r: Run) -> List[str]:
     """run_glue.py arguments of the protocol in docs/results.md, shared by every method."""
     from .plan import TASK_EPOCHS
@@ -56,6 +64,7 @@ def protocol_argv(settings: Settings, r: Run) -> List[str]:
             "--eval_strategy", "epoch", "--save_strategy", "epoch", "--head_layers", "1",
             "--output_dir", run_dir(settings, r), "--report_to", "none", "--delete_checkpoints",
             "--disable_tqdm", "true", "--use_cpu"]
+    argv += sample_flags(settings)
     if settings.max_steps:
         argv += ["--max_steps", str(settings.max_steps)]
     else:
@@ -87,6 +96,8 @@ def _compact(results: dict, folder: str) -> dict:
     model.load_adapter(compact_dir, set_active=True)
     report = storage_report(model, name, saved_folder=compact_dir)
     task, tokenizer, test = _test_split(results["arguments"])
+    limit = results["arguments"]["DataArguments"]["max_eval_samples"]
+    test = test.select(range(min(limit, len(test)))) if limit else test  # the rows run_glue.py tested on
     figures = report.propetl
     return {"storage": {"bytes_on_disk": figures.bytes_on_disk, "bits": figures.bls_bits,
                         "values_by_bits": figures.stored_parameters_by_bits,
@@ -128,6 +139,7 @@ def reproduce_command(settings: Settings, r: Run) -> str:
     argv = ["python", "-m", "benchmarks.frontier", "--out_dir", settings.out_dir, "--model", settings.model,
             "--glue_dir", settings.glue_dir, "--tasks", r.task, "--methods", r.method, "--seeds", str(r.seed),
             "--lr_grid", f"{r.method}={r.learning_rate:g}"]
+    argv += sample_flags(settings)
     if settings.max_steps:
         argv += ["--max_steps", str(settings.max_steps)]
     elif settings.epochs is not None:
