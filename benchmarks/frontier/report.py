@@ -10,7 +10,8 @@ from ._project import atomic_write_text, mean_and_std
 from .plan import METHODS
 
 
-def select_lr(records: Sequence[dict], task: str, method: str, seeds: Optional[Sequence[int]] = None) -> Optional[float]:
+def select_lr(records: Sequence[dict], task: str, method: str,
+              seeds: Optional[Sequence[int]] = None) -> Optional[float]:
     """The learning rate with the best mean validation main metric over ``seeds`` (all seeds when None).
 
     Only rates run on every one of those seeds compete; ties go to the smaller rate. None: nothing to choose."""

@@ -39,7 +39,8 @@ class Settings:
 
 
 def run_dir(settings: Settings, r: Run) -> str:
-    return os.path.join(settings.out_dir, "runs", r.task, r.method, f"lr{r.learning_rate:g}", f"seed{r.seed}_{r.budget}")
+    return os.path.join(settings.out_dir, "runs", r.task, r.method, f"lr{r.learning_rate:g}",
+                        f"seed{r.seed}_{r.budget}")
 
 
 def record_path(settings: Settings, r: Run) -> str:
