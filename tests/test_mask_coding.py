@@ -15,7 +15,10 @@ def _random_mask(numel, kept, seed):
 
 
 @pytest.mark.parametrize("numel, kept", [(1, 0), (1, 1), (2, 1), (7, 4), (1000, 1), (1000, 999), (1000, 0),
-                                         (4096, 410), (4096, 2048), (12288, 3686), (24576, 22118)])
+                                         (4096, 410), (4096, 2048), (12288, 3686), (24576, 22118),
+                                         # k = 1 (every entry kept), kept = 1, and odd sizes
+                                         (7, 7), (999, 999), (999, 1), (12345, 1), (12345, 12344), (999, 100),
+                                         (12345, 6172), (3, 2)])
 def test_round_trip_is_exact_and_costs_the_information_floor(numel, kept):
     for seed in range(3):
         mask = _random_mask(numel, kept, seed)
@@ -51,3 +54,77 @@ def test_impossible_sizes_are_refused():
         decode_mask(b"", 4, 5)
     with pytest.raises(ValueError, match="at most"):
         encode_mask(np.zeros(MAX_CODED_ENTRIES + 1, dtype=bool))
+
+
+@pytest.mark.parametrize("numel", [1, 7, 999, 12345])
+def test_a_mask_keeping_everything_costs_only_the_flush(numel):
+    # k = 1: there is one such mask (log2 C(n, n) = 0 bits); the stream is the coder's flush alone.
+    data = encode_mask(np.ones(numel, dtype=bool))
+    assert information_floor_bits(numel, numel) == 0
+    assert len(data) <= 5
+    assert decode_mask(data, numel, numel).all()
+
+
+def _range_coded_file(tmp_path):
+    import torch
+
+    from propetl_adapters.mask_io import write_mask_file
+
+    masks = [(name, torch.from_numpy(_random_mask(numel, kept, seed).reshape(shape)), density)
+             for name, numel, kept, shape, density, seed in [("a", 999, 500, (27, 37), 0.5, 0),
+                                                             ("b", 12345, 1235, (12345,), 0.1, 1),
+                                                             ("c", 7, 7, (7,), 1.0, 2)]]
+    path = tmp_path / "masks.bin"
+    write_mask_file(str(path), {"weights": {"file": "w.safetensors", "sha256": "0" * 64}}, masks, coding="range")
+    return path, {name: mask for name, mask, _ in masks}
+
+
+def test_range_coded_mask_file_round_trips_odd_shapes_kept_one_and_k_one(tmp_path):
+    import torch
+
+    from propetl_adapters.mask_io import read_mask_file
+
+    path, masks = _range_coded_file(tmp_path)
+    read = read_mask_file(str(path))
+    assert read.header["coding"] == "range"
+    assert all(torch.equal(read.masks[name], mask.bool()) for name, mask in masks.items())
+
+
+@pytest.mark.parametrize("damage", ["flip_payload_byte", "truncate", "drop_last_byte", "append_byte"])
+def test_a_corrupt_range_coded_stream_is_refused(tmp_path, damage):
+    # The range decoder itself cannot see damage (test above); the mask file's SHA-256 refuses it.
+    from propetl_adapters.mask_io import MaskFileError, read_mask_file
+
+    path, _ = _range_coded_file(tmp_path)
+    data = bytearray(path.read_bytes())
+    if damage == "flip_payload_byte":
+        data[len(data) - 40] ^= 0x01  # inside the last mask's code, before the 32-byte digest
+    elif damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "drop_last_byte":
+        data = data[:-1]
+    else:
+        data += b"\x00"
+    path.write_bytes(bytes(data))
+    with pytest.raises(MaskFileError, match="checksum|too short"):
+        read_mask_file(str(path))
+
+
+def test_a_resealed_range_coded_entry_with_an_impossible_count_is_refused(tmp_path):
+    # A crafted file with a valid checksum: an entry that claims more ones than entries is refused by name.
+    import hashlib
+    import json
+    import struct
+
+    from propetl_adapters.mask_io import MaskFileError, read_mask_file
+
+    path, _ = _range_coded_file(tmp_path)
+    data = path.read_bytes()[:-32]
+    magic, version, header_len = struct.unpack_from("<8sII", data)
+    header = json.loads(data[16:16 + header_len])
+    header["entries"][2]["kept"] = 8  # entry 'c' has 7 entries
+    header_bytes = json.dumps(header, sort_keys=True).encode()
+    body = struct.pack("<8sII", magic, version, len(header_bytes)) + header_bytes + data[16 + header_len:]
+    path.write_bytes(body + hashlib.sha256(body).digest())
+    with pytest.raises(MaskFileError, match="'c' keeps 8 of 7"):
+        read_mask_file(str(path))

@@ -1,0 +1,133 @@
+"""Selection on validation, the Pareto frontier, the summary table and the figure."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ._project import atomic_write_text, mean_and_std
+from .plan import METHODS
+
+
+def select_lr(records: Sequence[dict], task: str, method: str,
+              seeds: Optional[Sequence[int]] = None) -> Optional[float]:
+    """The learning rate with the best mean validation main metric over ``seeds`` (all seeds when None).
+
+    Only rates run on every one of those seeds compete; ties go to the smaller rate. None: nothing to choose."""
+    by_lr: Dict[float, Dict[int, float]] = defaultdict(dict)
+    for r in records:
+        if r["task"] == task and r["method"] == method and (seeds is None or r["seed"] in seeds):
+            by_lr[r["learning_rate"]][r["seed"]] = r["validation_score"]
+    wanted = set(seeds) if seeds is not None else {seed for by_seed in by_lr.values() for seed in by_seed}
+    complete = {lr: sum(s.values()) / len(s) for lr, s in by_lr.items() if s and set(s) >= wanted}
+    if not complete:
+        return None
+    return min(complete, key=lambda lr: (-complete[lr], lr))
+
+
+def pareto_frontier(points: Sequence[Tuple[float, float]]) -> List[int]:
+    """Indices of the points (bytes, score) no other point dominates, by increasing bytes.
+
+    q dominates p when q needs no more bytes and scores at least as much, and is better in one of the two.
+    Identical points do not dominate each other: both stay on the frontier."""
+    front = []
+    for i, (b, s) in enumerate(points):
+        dominated = any(qb <= b and qs >= s and (qb < b or qs > s) for j, (qb, qs) in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: (points[i][0], -points[i][1]))
+
+
+def summarise(records: Sequence[dict], search_seeds: Optional[Sequence[int]] = None) -> Dict[str, List[dict]]:
+    """Per task, one row per method: the lr chosen on validation and its test mean ± std over seeds."""
+    rows: Dict[str, List[dict]] = defaultdict(list)
+    order = list(METHODS)
+    for task, method in sorted({(r["task"], r["method"]) for r in records},
+                               key=lambda tm: (tm[0], order.index(tm[1]) if tm[1] in order else len(order))):
+        lr = select_lr(records, task, method, search_seeds)
+        if lr is None:
+            continue
+        chosen = sorted((r for r in records if r["task"] == task and r["method"] == method
+                         and r["learning_rate"] == lr), key=lambda r: r["seed"])
+        test_mean, test_std = mean_and_std([r["test_score"] for r in chosen])
+        val_mean, _ = mean_and_std([r["validation_score"] for r in chosen])
+        first = chosen[0]
+        rows[task].append({"task": task, "method": method, "family": first["family"], "learning_rate": lr,
+                           "seeds": [r["seed"] for r in chosen], "validation_mean": val_mean,
+                           "test_mean": test_mean, "test_std": test_std, "main_metric": first["main_metric"],
+                           "bytes": first["storage"]["bytes_on_disk"], "format": first["storage"]["format"],
+                           "other_formats": {k: v["bytes_on_disk"] for k, v in first["storage"]["variants"].items()
+                                             if k != first["storage"]["format"]},
+                           "head_bytes": first["head"]["bytes_on_disk"],
+                           "compact_test": [r.get("compact_test_score") for r in chosen]})
+    for task_rows in rows.values():
+        front = set(pareto_frontier([(r["bytes"], r["test_mean"]) for r in task_rows]))
+        for i, row in enumerate(task_rows):
+            row["on_frontier"] = i in front
+    return dict(rows)
+
+
+def markdown(summary: Dict[str, List[dict]], command: str) -> str:
+    lines = ["# Score per stored byte: the frontier", "", f"Command: `{command}`", "",
+             "Learning rate chosen on validation (mean over the search seeds), test mean ± sample std over seeds. "
+             "Bytes: the adapter as its method saves it (ProPETL: compact export, bf16 prototype and range-coded "
+             "masks), head excluded (its bytes are the last column). ★: on the Pareto frontier of test score "
+             "against bytes.", ""]
+    for task, rows in summary.items():
+        metric = rows[0]["main_metric"]
+        lines += [f"## {task} (test {metric})", "",
+                  "| method | lr | seeds | validation | test | bytes on disk (format) | other formats | head bytes | |",
+                  "|---|---:|---|---:|---:|---:|---|---:|---|"]
+        for r in sorted(rows, key=lambda r: r["bytes"]):
+            others = ", ".join(f"{k} {v:,}" for k, v in r["other_formats"].items()) or "–"
+            lines.append(f"| {METHODS[r['method']].label if r['method'] in METHODS else r['method']} | "
+                         f"{r['learning_rate']:g} | {'/'.join(map(str, r['seeds']))} | {r['validation_mean']:.2f} | "
+                         f"{r['test_mean']:.2f} ± {r['test_std']:.2f} | {r['bytes']:,} ({r['format']}) | {others} | "
+                         f"{r['head_bytes']:,} | {'★' if r['on_frontier'] else ''} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(summary: Dict[str, List[dict]], out_dir: str) -> List[str]:
+    """One figure per task: test score against bytes on disk (log x), the Pareto frontier drawn; needs matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("the frontier figure needs matplotlib: pip install 'propetl-adapters[plots]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"propetl": "#C44E52", "adapterhub": "#4C72B0", "peft": "#55A868"}
+    written = []
+    for task, rows in summary.items():
+        figure, axes = plt.subplots(figsize=(7.0, 4.6))
+        for family, colour in colours.items():
+            members = [r for r in rows if r["family"] == family]
+            if members:
+                axes.errorbar([r["bytes"] for r in members], [r["test_mean"] for r in members],
+                              yerr=[r["test_std"] for r in members], fmt="o", color=colour, capsize=3, label=family)
+        for r in rows:
+            axes.annotate(METHODS[r["method"]].label if r["method"] in METHODS else r["method"],
+                          (r["bytes"], r["test_mean"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        front = sorted((r for r in rows if r["on_frontier"]), key=lambda r: r["bytes"])
+        axes.step([r["bytes"] for r in front], [r["test_mean"] for r in front], where="post", color="black",
+                  linewidth=1, linestyle="--", label="Pareto frontier")
+        axes.set_xscale("log")
+        axes.set_xlabel("adapter bytes on disk (head excluded, log scale)")
+        axes.set_ylabel(f"test {rows[0]['main_metric']}")
+        axes.set_title(f"{task}: score against stored bytes")
+        axes.legend(fontsize=8)
+        figure.tight_layout()
+        path = os.path.join(out_dir, f"frontier_{task}.png")
+        figure.savefig(path, dpi=150)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+def write_report(records: Sequence[dict], out_dir: str, command: str,
+                 search_seeds: Optional[Sequence[int]] = None) -> Dict[str, List[dict]]:
+    summary = summarise(records, search_seeds)
+    atomic_write_text(os.path.join(out_dir, "summary.md"), markdown(summary, command))
+    return summary

@@ -1,0 +1,205 @@
+"""One run of the frontier: its run_glue.py arguments, the training, the storage in the method's own format, and
+its JSON record (written atomically; a run with a record is finished and is skipped)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import time
+from dataclasses import dataclass
+from typing import List, Optional
+
+from ._project import atomic_write_json, load_adapter_model, parse_arguments, run, save_compact, storage_report
+from .plan import MASK_LR_RATIO, METHODS, Method, Run
+
+logger = logging.getLogger(__name__)
+COMPACT_DTYPE = "bfloat16"
+COMPACT_DIR = "compact"
+
+
+@dataclass
+class Settings:
+    model: str
+    glue_dir: str
+    out_dir: str
+    epochs: Optional[float] = None
+    max_steps: Optional[int] = None
+    bf16: bool = True
+    train_batch_size: int = 32
+    eval_batch_size: int = 64
+    max_seq_length: int = 128
+    max_train_samples: Optional[int] = None  # smoke checks only: the protocol uses every example
+    max_eval_samples: Optional[int] = None
+
+    @property
+    def records_dir(self) -> str:
+        return os.path.join(self.out_dir, "records")
+
+
+def run_dir(settings: Settings, r: Run) -> str:
+    return os.path.join(settings.out_dir, "runs", r.task, r.method, f"lr{r.learning_rate:g}",
+                        f"seed{r.seed}_{r.budget}")
+
+
+def record_path(settings: Settings, r: Run) -> str:
+    return os.path.join(settings.records_dir, f"{r.run_id}.json")
+
+
+def sample_flags(settings: Settings) -> List[str]:
+    return [a for flag, value in (("--max_train_samples", settings.max_train_samples),
+                                  ("--max_eval_samples", settings.max_eval_samples)) if value
+            for a in (flag, str(value))]
+
+
+def protocol_argv(settings: Settings, r: Run) -> List[str]:
+    """run_glue.py arguments of the protocol in docs/results.md, shared by every method."""
+    from .plan import TASK_EPOCHS
+
+    argv = ["--model_name_or_path", settings.model, "--task_name", r.task, "--glue_dir", settings.glue_dir,
+            "--learning_rate", f"{r.learning_rate:g}", "--weight_decay", "0.1", "--warmup_ratio", "0.1",
+            "--per_device_train_batch_size", str(settings.train_batch_size),
+            "--per_device_eval_batch_size", str(settings.eval_batch_size),
+            "--max_seq_length", str(settings.max_seq_length), "--seed", str(r.seed),
+            "--eval_strategy", "epoch", "--save_strategy", "epoch", "--head_layers", "1",
+            "--output_dir", run_dir(settings, r), "--report_to", "none", "--delete_checkpoints",
+            "--disable_tqdm", "true", "--use_cpu"]
+    argv += sample_flags(settings)
+    if settings.max_steps:
+        argv += ["--max_steps", str(settings.max_steps)]
+    else:
+        argv += ["--num_train_epochs", f"{settings.epochs if settings.epochs is not None else TASK_EPOCHS[r.task]:g}"]
+    return argv + (["--bf16"] if settings.bf16 else [])
+
+
+def method_argv(method: Method, learning_rate: float) -> List[str]:
+    """The AdapterHub / ProPETL flags of a method (none for PEFT methods, which are not run_glue.py configs)."""
+    if method.family == "peft":
+        return []
+    argv = ["--train_adapter", "--adapter_config", method.config]
+    if method.family == "propetl":
+        argv += ["--mask_learning_rate", f"{MASK_LR_RATIO * learning_rate:g}"]
+    return argv
+
+
+def _compact(results: dict, folder: str) -> dict:
+    """Compact export of a finished ProPETL run (bf16 prototype, range-coded masks), its storage and its test
+    score when loaded back from that folder."""
+    from benchmarks.compact_accuracy import _evaluate, _test_split
+
+    model_path = results["model_name_or_path"]
+    source = load_adapter_model(model_path)
+    name = source.load_adapter(results["exported_to"], set_active=True)
+    compact_dir = os.path.join(folder, COMPACT_DIR)
+    save_compact(source, compact_dir, name, prototype_dtype=COMPACT_DTYPE, with_head=True)
+    model = load_adapter_model(model_path)
+    model.load_adapter(compact_dir, set_active=True)
+    report = storage_report(model, name, saved_folder=compact_dir)
+    task, tokenizer, test = _test_split(results["arguments"])
+    limit = results["arguments"]["DataArguments"]["max_eval_samples"]
+    test = test.select(range(min(limit, len(test)))) if limit else test  # the rows run_glue.py tested on
+    figures = report.propetl
+    return {"storage": {"bytes_on_disk": figures.bytes_on_disk, "bits": figures.bls_bits,
+                        "values_by_bits": figures.stored_parameters_by_bits,
+                        "coded_mask_entries": figures.coded_mask_entries, "coded_mask_bits": figures.coded_mask_bits,
+                        "prototype_dtype": COMPACT_DTYPE, "folder": compact_dir},
+            "test": _evaluate(model, task, tokenizer, test)}
+
+
+def _adapterhub_record(method: Method, argv: List[str]) -> dict:
+    results = run(*parse_arguments(argv), command_line=shlex.join(["python", "run_glue.py", *argv]))
+    storage = results["storage"]
+    fp32 = {"bytes_on_disk": storage["bytes_on_disk"], "bits": storage["bls_bits"],
+            "values_by_bits": storage["stored_parameters_by_bits"], "folder": results["exported_to"]}
+    record = {"validation": results["validation"], "test": results["test"], "main_metric": results["main_metric"],
+              "head": {"parameters": storage["head_parameters"], "bytes_on_disk": storage["head_bytes_on_disk"]},
+              "trainable_parameters": results["trainable_parameters"], "training": results["training"],
+              "examples": results["examples"], "command": results["command_line"], "versions": results["versions"]}
+    if method.family == "propetl":
+        compact = _compact(results, os.path.dirname(results["exported_to"]))
+        record["storage"] = {"format": "compact_bf16", "variants": {"compact_bf16": compact["storage"], "fp32": fp32}}
+        record["compact_test"] = compact["test"]
+    else:
+        record["storage"] = {"format": "fp32", "variants": {"fp32": fp32}}
+    return record
+
+
+def _peft_record(method: Method, argv: List[str], command: str) -> dict:
+    from .peft_runner import train_peft
+
+    results = train_peft(argv, method, command_line=command)
+    variants = results.pop("storage_variants")
+    results["storage"] = {"format": method.storage_variants[0], "variants": variants}
+    results["command"] = results.pop("command_line")
+    return results
+
+
+def reproduce_command(settings: Settings, r: Run) -> str:
+    """The frontier command that makes exactly this run (into the same output folder)."""
+    argv = ["python", "-m", "benchmarks.frontier", "--out_dir", settings.out_dir, "--model", settings.model,
+            "--glue_dir", settings.glue_dir, "--tasks", r.task, "--methods", r.method, "--seeds", str(r.seed),
+            "--lr_grid", f"{r.method}={r.learning_rate:g}"]
+    argv += sample_flags(settings)
+    if settings.max_steps:
+        argv += ["--max_steps", str(settings.max_steps)]
+    elif settings.epochs is not None:
+        argv += ["--epochs", f"{settings.epochs:g}"]
+    return shlex.join(argv + ([] if settings.bf16 else ["--no_bf16"]))
+
+
+def execute(settings: Settings, r: Run) -> dict:
+    """Train and measure one run and write its record; returns the record."""
+    method = METHODS[r.method]
+    argv = protocol_argv(settings, r) + method_argv(method, r.learning_rate)
+    command = reproduce_command(settings, r)
+    started = time.time()
+    if method.family == "peft":
+        record = _peft_record(method, argv, command)
+    else:
+        record = _adapterhub_record(method, argv)
+    record["wall_time_seconds"] = time.time() - started
+    metric = record["main_metric"]
+    chosen = record["storage"]["variants"][record["storage"]["format"]]
+    record.update({
+        "run_id": r.run_id, "task": r.task, "method": r.method, "family": method.family, "config": method.config,
+        "peft_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in method.peft_kwargs},
+        "seed": r.seed, "learning_rate": r.learning_rate, "budget": r.budget,
+        "mask_learning_rate": MASK_LR_RATIO * r.learning_rate if method.family == "propetl" else None,
+        "head_learning_rate": method.head_learning_rate if method.head_learning_rate is not None else r.learning_rate,
+        "validation_score": record["validation"][metric], "test_score": record["test"][metric],
+        "compact_test_score": record["compact_test"][metric] if "compact_test" in record else None,
+        "run_glue_argv": argv, "reproduce": command, "run_dir": run_dir(settings, r),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    })
+    record["storage"]["bytes_on_disk"] = chosen["bytes_on_disk"]
+    record["storage"]["bits"] = chosen["bits"]
+    record = json.loads(json.dumps(record, default=str))  # exactly what the file holds
+    os.makedirs(settings.records_dir, exist_ok=True)
+    atomic_write_json(record_path(settings, r), record)
+    return record
+
+
+def load_record(settings: Settings, r: Run) -> Optional[dict]:
+    """The run's finished record, or None (no record; an unreadable one is reported and the run is redone)."""
+    path = record_path(settings, r)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except json.JSONDecodeError as err:
+        logger.warning("%s: unreadable record (%s); the run is made again", path, err)
+        return None
+    return record if record.get("run_id") == r.run_id else None
+
+
+def load_all_records(settings: Settings) -> List[dict]:
+    records = []
+    if os.path.isdir(settings.records_dir):
+        for name in sorted(os.listdir(settings.records_dir)):
+            if name.endswith(".json"):
+                with open(os.path.join(settings.records_dir, name), encoding="utf-8") as handle:
+                    records.append(json.load(handle))
+    return records
+

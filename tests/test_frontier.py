@@ -1,0 +1,277 @@
+"""The frontier harness (benchmarks/frontier): plan and grids, selection on validation, the Pareto frontier,
+storage of each PEFT method measured from its saved files, resume, and one end-to-end tiny run."""
+
+import dataclasses
+import importlib.util
+import json
+import os
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root holds benchmarks/
+
+from benchmarks.frontier.plan import (METHODS, PROTOCOL_GRID, Run, build_plan, parse_lr_grid,  # noqa: E402
+                                      resolve_methods)
+from benchmarks.frontier.report import pareto_frontier, select_lr, summarise  # noqa: E402
+from scripts.conftest import glue_dir, offline_environment, tiny_bert_dir  # noqa: E402,F401  (fixtures)
+
+# ---------------------------------------------------------------------------
+# Plan and grids
+# ---------------------------------------------------------------------------
+
+
+def test_every_seed_runs_the_whole_grid_of_every_method_by_default():
+    methods = resolve_methods(["proadapter_bn32_k0.5", "peft_vera_r1024"])
+    grids = parse_lr_grid(None, methods)
+    runs, pending = build_plan(["stsb", "mrpc"], methods, [42, 43], grids)
+    assert pending == []
+    assert len(runs) == 2 * 2 * (len(PROTOCOL_GRID) + len(METHODS["peft_vera_r1024"].lr_grid))
+    assert len({r.run_id for r in runs}) == len(runs)
+    assert [r.task for r in runs][:1] == ["stsb"] and runs[-1].task == "mrpc"  # STS-B first
+    assert {r.budget for r in runs if r.task == "stsb"} == {"e2"} and {r.budget for r in runs if r.task == "mrpc"} \
+        == {"e5"}
+
+
+def test_search_seeds_run_the_grid_and_the_other_seeds_wait_for_the_chosen_lr():
+    grids = {"seq_bn_bn32": (1e-3, 2e-3)}
+    runs, pending = build_plan(["stsb"], ["seq_bn_bn32"], [42, 43, 44], grids, max_steps=3, search_seeds=[42])
+    assert [(r.seed, r.learning_rate, r.budget) for r in runs] == [(42, 1e-3, "s3"), (42, 2e-3, "s3")]
+    assert pending == [("stsb", "seq_bn_bn32", 43), ("stsb", "seq_bn_bn32", 44)]
+    with pytest.raises(ValueError, match="search_seeds"):
+        build_plan(["stsb"], ["seq_bn_bn32"], [42], grids, search_seeds=[7])
+
+
+def test_budgets_never_share_a_run_id():
+    assert Run("stsb", "seq_bn_bn32", 1e-3, 42, "e2").run_id != Run("stsb", "seq_bn_bn32", 1e-3, 42, "s3").run_id
+    grids = {"seq_bn_bn32": (1e-3,)}
+    tags = [build_plan(["stsb"], ["seq_bn_bn32"], [42], grids, **kwargs)[0][0].budget
+            for kwargs in ({}, {"epochs": 3}, {"max_steps": 3}, {"max_steps": 3, "max_train_samples": 96},
+                           {"max_steps": 3, "max_eval_samples": 64})]
+    assert tags == ["e2", "e3", "s3", "s3_n96xall", "s3_nallx64"]
+
+
+def test_every_method_gets_the_protocol_flags_and_only_its_own():
+    from benchmarks.frontier.runner import Settings, method_argv, protocol_argv
+
+    settings = Settings(model="m", glue_dir="g", out_dir="o", max_train_samples=96)
+    argv = protocol_argv(settings, Run("stsb", "seq_bn_bn32", 2e-3, 43, "e2"))
+    expected = {"--head_layers": "1", "--learning_rate": "0.002", "--seed": "43", "--num_train_epochs": "2",
+                "--max_train_samples": "96", "--weight_decay": "0.1", "--warmup_ratio": "0.1"}
+    assert {flag: argv[argv.index(flag) + 1] for flag in expected} == expected
+    assert "--bf16" in argv and "--max_eval_samples" not in argv
+    assert method_argv(METHODS["proadapter_bn32_k0.1"], 2e-3) == [
+        "--train_adapter", "--adapter_config", "proadapter[reduction_factor=12,density=0.1]",
+        "--mask_learning_rate", "0.02"]
+    assert method_argv(METHODS["seq_bn_bn32"], 2e-3) == ["--train_adapter", "--adapter_config",
+                                                         "seq_bn[reduction_factor=12]"]
+    assert method_argv(METHODS["peft_vblora"], 2e-3) == []
+
+
+def test_method_names_families_and_errors():
+    assert resolve_methods(None) == list(METHODS)
+    peft = resolve_methods(["peft"])
+    assert peft and all(METHODS[m].family == "peft" for m in peft)
+    assert resolve_methods(["seq_bn_bn32", "adapterhub"]) == ["seq_bn_bn32", "lora_r32"]  # no duplicates
+    with pytest.raises(ValueError, match="unknown method 'vera'"):
+        resolve_methods(["vera"])
+    with pytest.raises(ValueError, match="no protocol budget"):
+        build_plan(["rte"], ["seq_bn_bn32"], [42], {"seq_bn_bn32": (1e-3,)})
+
+
+def test_lr_grid_overrides_per_method_and_for_all():
+    methods = ["seq_bn_bn32", "peft_vera_r1024"]
+    assert parse_lr_grid(["3e-4"], methods) == {"seq_bn_bn32": (3e-4,), "peft_vera_r1024": (3e-4,)}
+    grids = parse_lr_grid(["1e-3", "peft_vera_r1024=1e-2,4e-2"], methods)
+    assert grids == {"seq_bn_bn32": (1e-3,), "peft_vera_r1024": (1e-2, 4e-2)}
+    assert parse_lr_grid(None, methods)["peft_vera_r1024"] == METHODS["peft_vera_r1024"].lr_grid
+    for bad in ("x", "peft_vera_r1024=", "seq_bn_bn32=-1", "nope=1e-3"):
+        with pytest.raises(ValueError, match="--lr_grid"):
+            parse_lr_grid([bad], methods)
+
+
+def test_large_rate_methods_use_much_larger_grids_than_lora():
+    lora = max(METHODS["peft_lora_r8"].lr_grid)
+    for name in ("peft_vera_r1024", "peft_vblora", "peft_fourierft_n1000"):
+        assert min(METHODS[name].lr_grid) > lora and METHODS[name].head_learning_rate is not None
+
+
+# ---------------------------------------------------------------------------
+# Selection and the frontier
+# ---------------------------------------------------------------------------
+
+
+def _record(method, lr, seed, validation, test, family="peft", size=1000):
+    storage = {"format": "as_saved", "bytes_on_disk": size, "variants": {"as_saved": {"bytes_on_disk": size}}}
+    return {"task": "stsb", "method": method, "family": family, "learning_rate": lr, "seed": seed,
+            "validation_score": validation, "test_score": test, "main_metric": "pearson", "storage": storage,
+            "head": {"bytes_on_disk": 10}}
+
+
+def test_selection_uses_validation_not_test_and_breaks_ties_to_the_smaller_rate():
+    records = [_record("peft_lora_r8", 1e-3, 42, 80.0, 90.0), _record("peft_lora_r8", 2e-3, 42, 82.0, 70.0),
+               _record("peft_lora_r8", 1e-3, 43, 80.0, 90.0), _record("peft_lora_r8", 2e-3, 43, 81.0, 70.0)]
+    assert select_lr(records, "stsb", "peft_lora_r8") == 2e-3  # best validation, although its test is worse
+    tie = [_record("peft_lora_r8", 1e-3, 42, 80.0, 1.0), _record("peft_lora_r8", 5e-4, 42, 80.0, 2.0)]
+    assert select_lr(tie, "stsb", "peft_lora_r8") == 5e-4
+    assert select_lr(records, "stsb", "seq_bn_bn32") is None
+
+
+def test_selection_only_compares_rates_run_on_every_search_seed():
+    records = [_record("peft_lora_r8", 1e-3, 42, 80.0, 0), _record("peft_lora_r8", 1e-3, 43, 80.0, 0),
+               _record("peft_lora_r8", 2e-3, 42, 99.0, 0)]  # 2e-3 lacks seed 43
+    assert select_lr(records, "stsb", "peft_lora_r8") == 1e-3
+    assert select_lr(records, "stsb", "peft_lora_r8", seeds=[42]) == 2e-3
+
+
+def test_summary_reports_test_mean_and_std_of_the_chosen_lr_over_seeds():
+    records = [_record("peft_lora_r8", 1e-3, 42, 80.0, 84.0), _record("peft_lora_r8", 1e-3, 43, 80.0, 86.0),
+               _record("peft_lora_r8", 2e-3, 42, 70.0, 99.0), _record("peft_lora_r8", 2e-3, 43, 70.0, 99.0)]
+    (row,) = summarise(records)["stsb"]
+    assert row["learning_rate"] == 1e-3 and row["seeds"] == [42, 43]
+    assert row["test_mean"] == pytest.approx(85.0) and row["test_std"] == pytest.approx(2 ** 0.5)
+
+
+@pytest.mark.parametrize("points, expected", [
+    ([(100, 80.0)], [0]),
+    ([(100, 80.0), (200, 85.0), (50, 70.0)], [2, 0, 1]),  # each buys score with bytes: all on the frontier
+    ([(100, 80.0), (200, 79.0)], [0]),  # more bytes, lower score: dominated
+    ([(100, 80.0), (100, 79.0)], [0]),  # same bytes, lower score: dominated
+    ([(100, 80.0), (150, 80.0)], [0]),  # same score, more bytes: dominated
+    ([(100, 80.0), (100, 80.0)], [0, 1]),  # identical points: neither dominates the other
+    ([(10, 60.0), (1000, 90.0), (500, 85.0), (600, 84.0), (20, 59.0)], [0, 2, 1]),
+])
+def test_pareto_frontier(points, expected):
+    assert pareto_frontier(points) == expected
+
+
+# ---------------------------------------------------------------------------
+# Storage of the PEFT methods, measured from the saved files
+# ---------------------------------------------------------------------------
+
+
+def _tiny_model():
+    from adapters import AutoAdapterModel
+    from transformers import BertConfig
+
+    torch.manual_seed(0)
+    model = AutoAdapterModel.from_config(BertConfig(vocab_size=99, hidden_size=48, num_hidden_layers=2,
+                                                    num_attention_heads=4, intermediate_size=37))
+    model.add_classification_head("t", num_labels=2, layers=1)
+    return model
+
+
+def _tiny_peft_model(method):
+    import peft
+
+    from benchmarks.frontier.peft_runner import peft_config
+
+    return peft.get_peft_model(_tiny_model(), peft_config(method, 48))
+
+
+def _small(name, **kwargs):
+    method = METHODS[name]
+    return dataclasses.replace(method, peft_kwargs=tuple({**dict(method.peft_kwargs), **kwargs}.items()))
+
+
+MODULES = 2 * 2  # two layers, query and value
+
+
+def test_storage_of_each_peft_method_is_measured_from_its_saved_files(tmp_path):
+    pytest.importorskip("peft")
+    from benchmarks.frontier.peft_runner import save_variants
+
+    expected_values = {  # float values each format stores (hidden 48, 4 targeted modules)
+        "peft_lora_r8": {"as_saved": MODULES * 8 * (48 + 48)},
+        "peft_vera_r1024": {"without_projection": MODULES * (16 + 48), "with_projection": MODULES * (16 + 48)
+                            + 16 * 48 + 48 * 16},
+        "peft_vblora": {"full": MODULES * 2 * 4 * 3 * 6 + 6 * 16, "topk": MODULES * 2 * 4 * 3 * 1 + 6 * 16},
+        "peft_fourierft_n1000": {"as_saved": MODULES * 50},
+    }
+    small = {"peft_lora_r8": {}, "peft_vera_r1024": {"r": 16}, "peft_vblora": {"num_vectors": 6},
+             "peft_fourierft_n1000": {"n_frequency": 50}}
+    measured = {}
+    for name, kwargs in small.items():
+        method = _small(name, **kwargs)
+        variants = save_variants(_tiny_peft_model(method), method, str(tmp_path / name))
+        assert list(variants) == list(method.storage_variants)
+        for variant, figures in variants.items():
+            folder = figures["folder"]
+            weights = os.path.getsize(os.path.join(folder, "adapter_model.safetensors"))
+            assert figures["weights_file_bytes"] == weights
+            assert figures["bytes_on_disk"] == weights + os.path.getsize(os.path.join(folder, "adapter_config.json"))
+            assert figures["values_by_bits"][32] == expected_values[name][variant]
+            assert figures["bits"] == sum(bits * count for bits, count in figures["values_by_bits"].items())
+        measured[name] = variants
+    vera = measured["peft_vera_r1024"]
+    projection_bytes = 4 * (16 * 48 + 48 * 16)
+    assert vera["with_projection"]["weights_file_bytes"] - vera["without_projection"]["weights_file_bytes"] \
+        >= projection_bytes
+    topk = measured["peft_vblora"]["topk"]
+    assert topk["values_by_bits"][8] == MODULES * 2 * 4 * 3 * 2  # two uint8 bank indices per sub-vector
+    assert topk["bytes_on_disk"] < measured["peft_vblora"]["full"]["bytes_on_disk"]
+
+
+def test_vera_saved_without_projections_reloads_to_the_same_outputs(tmp_path):
+    peft = pytest.importorskip("peft")
+    from benchmarks.frontier.peft_runner import save_variants
+
+    method = _small("peft_vera_r1024", r=16)
+    model = _tiny_peft_model(method)
+    with torch.no_grad():  # VeRA starts with lambda_b = 0: move it so the projections matter
+        for name, param in model.named_parameters():
+            if "vera_lambda_b" in name:
+                param.normal_()
+    folder = save_variants(model, method, str(tmp_path))["without_projection"]["folder"]
+    inputs = {"input_ids": torch.randint(0, 99, (2, 7))}
+    expected = model.eval()(**inputs).logits
+    # A fresh model of the same seed (same base and head): the projections are rebuilt from their PRNG key.
+    reloaded = peft.PeftModel.from_pretrained(_tiny_model(), folder).eval()
+    assert torch.allclose(reloaded(**inputs).logits, expected, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# End to end on a tiny random BERT
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_tiny_frontier_runs_records_resumes_and_reports(tiny_bert_dir, glue_dir, tmp_path, capsys):  # noqa: F811
+    pytest.importorskip("peft")
+    from benchmarks.frontier.cli import main
+
+    out = tmp_path / "frontier"
+    argv = ["--out_dir", str(out), "--model", tiny_bert_dir, "--glue_dir", glue_dir, "--tasks", "stsb",
+            "--seeds", "3", "--max_steps", "2", "--no_bf16", "--methods", "proadapter_bn32_k0.5", "seq_bn_bn32",
+            "peft_vera_r1024", "--lr_grid", "1e-2", "seq_bn_bn32=1e-2,2e-2", "peft_vera_r1024=5e-2"]
+    assert main(argv) == 0
+    records = {json.loads(p.read_text())["method"]: json.loads(p.read_text())
+               for p in sorted((out / "records").glob("*.json"))}
+    assert len(list((out / "records").glob("*.json"))) == 4
+    assert set(records) == {"proadapter_bn32_k0.5", "seq_bn_bn32", "peft_vera_r1024"}
+    for record in records.values():
+        assert record["main_metric"] == "pearson" and record["seed"] == 3 and record["budget"] == "s2"
+        assert record["validation_score"] == record["validation"]["pearson"]
+        assert record["test_score"] == record["test"]["pearson"]
+        storage = record["storage"]
+        assert storage["bytes_on_disk"] == storage["variants"][storage["format"]]["bytes_on_disk"] > 0
+        assert record["head"]["bytes_on_disk"] > 0 and record["wall_time_seconds"] > 0
+        assert "benchmarks.frontier" in record["reproduce"] and record["run_glue_argv"]
+    pro = records["proadapter_bn32_k0.5"]
+    assert pro["storage"]["format"] == "compact_bf16" and set(pro["storage"]["variants"]) == {"compact_bf16", "fp32"}
+    compact = pro["storage"]["variants"]["compact_bf16"]
+    assert compact["values_by_bits"].get("16", 0) > 0 and "32" not in compact["values_by_bits"]
+    assert pro["compact_test_score"] == pytest.approx(pro["test_score"], abs=1.0)
+    assert records["peft_vera_r1024"]["head_learning_rate"] == 1e-3
+    assert set(records["peft_vera_r1024"]["storage"]["variants"]) == {"without_projection", "with_projection"}
+    summary = (out / "summary.md").read_text()
+    assert "ProAdapter bn 32, k 0.5" in summary and "VeRA" in summary and "★" in summary
+    assert (out / "frontier_stsb.png").is_file() == (importlib.util.find_spec("matplotlib") is not None)
+
+    # Run again: every record is finished, nothing is retrained or rewritten.
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "records").glob("*.json")}
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("finished earlier, skipped") == 4
+    assert {p: p.stat().st_mtime_ns for p in (out / "records").glob("*.json")} == stamps
