@@ -13,7 +13,7 @@ import pytest
 from propetl_adapters.experiments.run_folder import DONE_FILE, RESULTS_FILE
 
 from .conftest import REPO_ROOT, assert_same_tensors, exported_tensors
-from .test_run_glue import one_exact_step_argv, run_argv
+from .test_glue import one_exact_step_argv, run_argv
 
 
 @pytest.mark.slow
