@@ -8,12 +8,12 @@
     python run_glue.py args.json      # the same arguments as one JSON object
 
 All flags: ``python run_glue.py --help`` and docs/run_glue.md. The work is done by
-``propetl_adapters.glue.experiment.run``.
+``propetl_adapters.experiments.glue.run``.
 """
 
 import sys
 
-from propetl_adapters.glue.experiment import main
+from propetl_adapters.experiments.glue import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,12 +6,12 @@
         --max_steps 20000 --eval_steps 2000 --output_dir outputs/t5
 
 All flags: ``python run_seq2seq.py --help`` and docs/run_seq2seq.md. The work is done by
-``propetl_adapters.seq2seq.experiment.run``.
+``propetl_adapters.experiments.seq2seq.run``.
 """
 
 import sys
 
-from propetl_adapters.seq2seq.experiment import main
+from propetl_adapters.experiments.seq2seq import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,7 +23,8 @@ DTYPES = ("float32", "bfloat16", "float16")
 def _test_split(run_arguments: dict):
     from transformers import AutoTokenizer
 
-    from propetl_adapters.glue.experiment import DataArguments, load_task_data, tokenize_split
+    from propetl_adapters.data.glue import tokenize_split
+    from propetl_adapters.experiments.glue import DataArguments, load_task_data
 
     data_args = DataArguments(**run_arguments["DataArguments"])
     task = load_task_data(data_args)

@@ -19,6 +19,10 @@ import json
 import sys
 from typing import Dict
 
+from transformers import AutoConfig
+
+from .geometry import GEOMETRIES, geometry_config
+
 
 def prototype_floats(hidden: int, bottleneck: int) -> int:
     return 2 * hidden * bottleneck + hidden + bottleneck
@@ -85,9 +89,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     hidden, layers = args.hidden, args.layers
     if args.model:
-        from transformers import AutoConfig
-
-        from .geometry import GEOMETRIES, geometry_config
         config = geometry_config(args.model) if args.model in GEOMETRIES else AutoConfig.from_pretrained(args.model)
         hidden, layers = config.hidden_size, config.num_hidden_layers
     if not hidden or not layers:

@@ -7,8 +7,9 @@ treats a ProPETL adapter like its plain counterpart. The extra field
 tells the patched ``AdapterConfig._get_config_class`` which class to rebuild.
 """
 
+import re
 from dataclasses import dataclass, fields
-from typing import Dict, Mapping, Optional, Sequence, Type, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Type, Union
 
 from adapters.configuration.adapter_config import (
     ADAPTER_CONFIG_MAP,
@@ -17,6 +18,38 @@ from adapters.configuration.adapter_config import (
     PrefixTuningConfig,
     SeqBnConfig,
 )
+from torch import nn
+
+TASK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+
+
+def parse_task_list(tasks, where: str = "tasks") -> Tuple[str, ...]:
+    """Task names from a '|'- or ','-separated string or a sequence; validated and de-duplicated in order."""
+    if tasks is None:
+        return ()
+    if isinstance(tasks, str):
+        names = [t.strip() for t in re.split(r"[|,]", tasks) if t.strip()]
+    elif isinstance(tasks, (list, tuple)):
+        names = [str(t).strip() for t in tasks]
+    else:
+        raise ValueError(f"{where} must be a list of task names or a 'a|b|c' string, got {tasks!r}.")
+    for name in names:
+        if not TASK_NAME_PATTERN.match(name) or hasattr(nn.ModuleDict, name):
+            raise ValueError(f"{where}: invalid task name {name!r}; use letters, digits, '_' or '-', starting "
+                             "with a letter (it names a module and a mask-file entry).")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"{where}: task names repeated: {duplicates}.")
+    return tuple(names)
+
+
+def validate_tasks(config) -> list:
+    """The task list of a config that needs one (Hyperformer), normalised; ValueError when it is empty."""
+    tasks = list(parse_task_list(config.tasks, where=f"{type(config).__name__}.tasks"))
+    if not tasks:
+        raise ValueError(f"{type(config).__name__} needs tasks (e.g. 'hyperformer++[tasks=rte|mrpc]'): the "
+                         "hypernetwork is conditioned on a task embedding.")
+    return tasks
 
 
 def check_geometry(config, integers=(), positives=(), fractions=()):
@@ -71,8 +104,6 @@ class ProPETLFields:
     propetl_method: str = ""
 
     def validate_propetl_fields(self):
-        from .multitask import parse_task_list
-
         name = type(self).__name__
         tasks = list(parse_task_list(self.tasks, where=f"{name}.tasks")) or None
         object.__setattr__(self, "tasks", tasks)  # configs are frozen after __init__; normalise once here
@@ -182,7 +213,6 @@ class HyperformerConfig(SeqBnConfig):
     baseline_method: str = "hyperformer++"
 
     def __post_init__(self):
-        from .methods.hyperformer import validate_tasks
         object.__setattr__(self, "tasks", validate_tasks(self))
         if isinstance(self.reduction_factor, Mapping) or self.ln_before or not self.ln_after or self.is_parallel \
                 or self.use_gating or self.phm_layer:

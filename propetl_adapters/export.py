@@ -11,7 +11,6 @@ rank ``blocks · r`` on the whole projection, with zero rows of B for the matric
 """
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -21,13 +20,15 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 from adapters.configuration import LoRAConfig
+from adapters.heads import ModelWithFlexibleHeadsAdaptersMixin
 from adapters.methods.lora import LoRA, LoRALayer, LoRAMergedLinear
 from safetensors.torch import save as safetensors_bytes
 
 from .atomic import atomic_write_bytes
 from .configuration import is_propetl_config
 from .multitask import active_task
-from .serialization import _belongs_to, canonical_named_modules
+from .serialization import _belongs_to, canonical_named_modules, read_saved_config
+from .storage import build_base_model
 
 PEFT_CONFIG_FILE = "adapter_config.json"
 PEFT_WEIGHTS_FILE = "adapter_model.safetensors"
@@ -36,7 +37,7 @@ PEFT_INSTALL = "pip install 'propetl-adapters[peers]' (or pip install peft)"
 
 def _require_peft():
     try:
-        import peft
+        import peft  # the optional `peers` extra: needed only when exporting
     except ImportError:
         raise ImportError(f"exporting to PEFT's LoRA format needs the peft package: {PEFT_INSTALL}") from None
     return peft
@@ -69,8 +70,6 @@ def backbone_prefix(model) -> str:
     ``AutoAdapterModel`` follows transformers' task classes (``LlamaForCausalLM`` keeps ``model.``,
     ``BertForSequenceClassification`` keeps ``bert.``; ``T5ForConditionalGeneration`` has none).
     """
-    from adapters.heads import ModelWithFlexibleHeadsAdaptersMixin
-
     if isinstance(model, ModelWithFlexibleHeadsAdaptersMixin):
         return "" if model.config.is_encoder_decoder else model.base_model.base_model_prefix + "."
     path = next((name for name, module in model.named_modules() if module is model.base_model), "")
@@ -188,10 +187,6 @@ def main(argv=None) -> int:
     parser.add_argument("--prefix", help="where the backbone sits in the model PEFT will wrap (default: as in "
                                          "transformers' task classes, e.g. 'model' for Llama; '' for AutoModel)")
     args = parser.parse_args(argv)
-
-    from .serialization import read_saved_config
-    from .storage import build_base_model
-
     try:
         _require_peft()
         saved = read_saved_config(args.adapter_folder)

@@ -19,17 +19,16 @@ Which task an example belongs to comes, in this order, from
 
 import contextlib
 import contextvars
-import re
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from adapters.context import ForwardContext
 from torch import nn
 
+from .configuration import parse_task_list, replace_adapter_config
 from .masks import TensorMask, or_masks
 
 TASK_MASKS_ATTRIBUTE = "task_masks"
-TASK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 
 _active_task: contextvars.ContextVar = contextvars.ContextVar("propetl_active_task", default=None)
 _routed_task: contextvars.ContextVar = contextvars.ContextVar("propetl_routed_task", default=None)
@@ -37,26 +36,6 @@ _routed_task: contextvars.ContextVar = contextvars.ContextVar("propetl_routed_ta
 
 class TaskRoutingError(ValueError):
     """A multi-task adapter ran without a task, or with a task it does not know."""
-
-
-def parse_task_list(tasks, where: str = "tasks") -> Tuple[str, ...]:
-    """Task names from a '|'- or ','-separated string or a sequence; validated and de-duplicated in order."""
-    if tasks is None:
-        return ()
-    if isinstance(tasks, str):
-        names = [t.strip() for t in re.split(r"[|,]", tasks) if t.strip()]
-    elif isinstance(tasks, (list, tuple)):
-        names = [str(t).strip() for t in tasks]
-    else:
-        raise ValueError(f"{where} must be a list of task names or a 'a|b|c' string, got {tasks!r}.")
-    for name in names:
-        if not TASK_NAME_PATTERN.match(name) or hasattr(nn.ModuleDict, name):
-            raise ValueError(f"{where}: invalid task name {name!r}; use letters, digits, '_' or '-', starting "
-                             "with a letter (it names a module and a mask-file entry).")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(f"{where}: task names repeated: {duplicates}.")
-    return tuple(names)
 
 
 @contextlib.contextmanager
@@ -244,8 +223,6 @@ def add_task(model, adapter_name: str, task: str, trainable_modules: Sequence[nn
     do not change. ``trainable_modules`` (e.g. the new task's prediction head) stay trainable too.
     The adapter's config gains the task, so ``save_adapter`` / ``load_adapter`` round-trip it.
     """
-    from .configuration import replace_adapter_config
-
     bank = task_bank(model, adapter_name)
     masks = bank.add_task(task)
     config = model.adapters_config.get(adapter_name)

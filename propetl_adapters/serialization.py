@@ -171,9 +171,14 @@ def adapter_masks(model, adapter_name: str) -> Dict[str, TensorMask]:
             if isinstance(module, TensorMask) and module.learned and _belongs_to(adapter_name, path)}
 
 
-def prefix_groups(model, adapter_name: str) -> Dict[str, ProPrefixGroup]:
+def adapter_layers(model, adapter_name: str, layer_class: type) -> Dict[str, torch.nn.Module]:
+    """The ``layer_class`` modules of one adapter (each once), keyed by canonical module path."""
     return {path: module for path, module in canonical_named_modules(model.base_model).items()
-            if isinstance(module, ProPrefixGroup) and _belongs_to(adapter_name, path)}
+            if isinstance(module, layer_class) and _belongs_to(adapter_name, path)}
+
+
+def prefix_groups(model, adapter_name: str) -> Dict[str, ProPrefixGroup]:
+    return adapter_layers(model, adapter_name, ProPrefixGroup)
 
 
 def _prototype_prefix(adapter_name: str, group_path: str, config) -> str:

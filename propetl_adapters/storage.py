@@ -16,18 +16,19 @@ from typing import Dict, Iterable, Optional
 
 import torch
 
-from .configuration import HyperformerConfig, ProAdapterConfig, ProLoRAConfig, ProPrefixConfig, is_propetl_config
+from adapters import AutoAdapterModel
+from transformers import AutoConfig
+
+from .configuration import ProPrefixConfig
+from .geometry import GEOMETRIES, geometry_config
 from .mask_coding import encode_mask
 from .mask_io import MASK_FILE_NAME, read_mask_file
-from .methods.adapter import ProAdapter
-from .methods.hyperformer import HyperAdapter
-from .methods.lora import ProLoRA
+from .methods.registry import method_of
 from .multitask import task_bank
-from .serialization import (COMPACT_DTYPES, adapter_masks, adapter_tensors, canonical_named_modules, compact_dtype,
-                            compact_export, compact_tensors, export_state, prefix_groups, read_saved_config)
+from .serialization import (COMPACT_DTYPES, adapter_layers, adapter_masks, adapter_tensors, compact_dtype,
+                            compact_export, compact_tensors, export_state, read_saved_config)
 
 HEAD_FILES = {"head_config.json", "pytorch_model_head.bin", "model_head.safetensors"}
-PLAIN_NAMES = {ProAdapterConfig: "seq_bn", ProLoRAConfig: "lora", ProPrefixConfig: "prefix_tuning"}
 
 
 @dataclass
@@ -101,24 +102,9 @@ def folder_bytes(folder: str) -> int:
 
 def _plain_figures(model, adapter_name: str, config, base: int) -> StorageFigures:
     """The same geometry trained as the plain, unshared PETL method (one module per layer, no masks)."""
-    modules = canonical_named_modules(model.base_model)
-    if isinstance(config, ProAdapterConfig):
-        per_layer = [sum(t.numel() for t in m.prototype_source.get().values())
-                     for m in modules.values() if isinstance(m, ProAdapter) and m.name == adapter_name]
-        stored = trainable = sum(per_layer)
-    elif isinstance(config, ProLoRAConfig):
-        stored = trainable = sum(
-            m.prototype_source.get()[f"{m.matrix_key}_lora_A"].numel()
-            + m.prototype_source.get()[f"{m.matrix_key}_lora_B"].numel()
-            for m in modules.values() if isinstance(m, ProLoRA) and m.name == adapter_name)
-    else:
-        stored = trainable = 0
-        for group in prefix_groups(model, adapter_name).values():
-            n_layers = sum(loc.n_layers for loc in group.location_masks().values())
-            inner = group.n_heads * group.head_dim
-            stored += n_layers * 2 * config.prefix_length * inner
-            trainable += (config.prefix_length * group.input_size + (group.input_size + 1) * config.bottleneck_size
-                          + (config.bottleneck_size + 1) * 2 * inner * n_layers)
+    method = method_of(config)
+    stored, trainable = method.plain_parameter_count(
+        adapter_layers(model, adapter_name, method.layer_class).values(), config)
     # Plain bytes on disk: the float32 payload alone (BLS / 8), no file overhead.
     return _figures(trainable, {32: stored}, base, 32 * stored // 8)
 
@@ -140,9 +126,10 @@ def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None,
             and the masks at the bits of their range codes. A compact ``saved_folder`` sets it itself.
     """
     config = model.adapters_config.get(adapter_name)
-    if isinstance(config, HyperformerConfig):
+    method = method_of(config)
+    if method is not None and not method.masked:
         return hyperformer_report(model, adapter_name, saved_folder)
-    if not is_propetl_config(config):
+    if method is None:
         raise ValueError(f"Adapter '{adapter_name}' is not a ProPETL or Hyperformer adapter (config "
                          f"{type(config).__name__}).")
     if prototype_dtype is None and saved_folder is not None:
@@ -180,7 +167,7 @@ def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None,
                      "not the reparametrising MLP used during training")
     notes.append("plain bytes on disk are BLS/8 (float32 payload, no file overhead)")
     return StorageReport(adapter=adapter_name, method=config.propetl_method, base_model_parameters=base,
-                         propetl=propetl, plain_method=PLAIN_NAMES[type(config)], plain=plain,
+                         propetl=propetl, plain_method=method.plain_name, plain=plain,
                          head_parameters=head, task_bits=task_bits,
                          shared_bits=propetl.bls_bits - sum(task_bits.values()) if task_bits else None,
                          amortized_task_percent=propetl.bls_percent / len(task_bits) if task_bits else None,
@@ -206,18 +193,18 @@ def hyperformer_report(model, adapter_name: str, saved_folder: Optional[str] = N
     trainable = sum(t.numel() for t in tensors.values() if isinstance(t, torch.nn.Parameter))
     figures = _figures(trainable, bits_by_width(tensors.values()), base,
                        _bytes_on_disk(model, adapter_name, saved_folder))
-    layers = [m for m in canonical_named_modules(model.base_model).values()
-              if isinstance(m, HyperAdapter) and m.name == adapter_name]
-    per_adapter = sum(2 * m.input_size * m.down_sample + m.down_sample + 3 * m.input_size for m in layers)
+    method = method_of(config)
+    stored, trainable = method.plain_parameter_count(
+        adapter_layers(model, adapter_name, method.layer_class).values(), config)
     tasks = list(config.tasks)
-    plain = _figures(per_adapter * len(tasks), {32: per_adapter * len(tasks)}, base, 4 * per_adapter * len(tasks))
+    plain = _figures(trainable, {32: stored}, base, 4 * stored)
     embedding_bits = 32 * config.embedding_dim
     notes = ["a task adds one task embedding; amortized_task_percent = total / number of tasks (the Hyperformer "
              "paper's per-task figure)", "plain figures are one adapter per task (after attention and FFN, with "
              "its layer norm); bytes are BLS/8", "trainable layer norms of the base model (T5 in the reference "
              "setup) are not included"]
     return StorageReport(adapter=adapter_name, method=config.baseline_method, base_model_parameters=base,
-                         propetl=figures, plain_method="adapter per task", plain=plain,
+                         propetl=figures, plain_method=method.plain_name, plain=plain,
                          task_bits={t: embedding_bits for t in tasks},
                          shared_bits=figures.bls_bits - embedding_bits * len(tasks),
                          amortized_task_percent=figures.bls_percent / len(tasks), notes=notes)
@@ -262,10 +249,6 @@ def build_base_model(model_spec: str):
     which skips the random initialisation of every base weight (minutes for roberta-base on a busy machine).
     Adapters added afterwards are initialised as usual, so their saved size is real.
     """
-    from adapters import AutoAdapterModel
-    from transformers import AutoConfig
-
-    from .geometry import GEOMETRIES, geometry_config
     config = geometry_config(model_spec) if model_spec in GEOMETRIES else AutoConfig.from_pretrained(model_spec)
     with torch.device("meta"):
         model = AutoAdapterModel.from_config(config)
@@ -287,9 +270,6 @@ def main(argv=None) -> int:
                              "saved compact folder is reported as such without it")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
-
-    import propetl_adapters  # noqa: F401  (registers the configs)
-
     saved = read_saved_config(args.path) if os.path.isdir(args.path) else None
     try:
         if saved is not None:

@@ -3,7 +3,7 @@
 
     python scripts/collect_results.py outputs/glue --output outputs/table1.md --paper
 
-Same as ``python -m propetl_adapters.glue.results_table``; see that module for the details.
+Same as ``propetl-table`` (``python -m propetl_adapters.reports.table``); see that module for the details.
 """
 
 import os
@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from propetl_adapters.glue.results_table import main  # noqa: E402
+from propetl_adapters.reports.table import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

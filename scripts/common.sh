@@ -25,6 +25,8 @@
 #
 # A run whose folder holds a DONE marker is skipped; an interrupted run (checkpoints, no DONE)
 # resumes from its last checkpoint. The first failing run stops the script (no retries).
+# The marker's name is DONE_FILE of propetl_adapters/experiments/run_folder.py, which writes it;
+# tests/scripts/test_shell_scripts.py checks that this script and that constant agree.
 
 set -euo pipefail
 

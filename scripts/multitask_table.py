@@ -1,77 +1,18 @@
 #!/usr/bin/env python
-"""The multi-task comparison table of docs/results.md from result folders.
+"""The multi-task comparison table of docs/results.md from result folders; see
+``propetl_adapters.reports.multitask_table`` for the columns.
 
     python scripts/multitask_table.py --multitask outputs/evidence/multitask/proadapter_hybrid/seed42 \
         outputs/evidence/multitask/seq_bn_shared/seed42 \
         --single rte=outputs/evidence/rte/proadapter/seed42 mrpc=... --single_label "single-task ProAdapter"
-
-A task's score is the mean of its metrics (the multi-task runs' ``<task>_score``); the averages are the mean
-of the task scores, over all of a row's tasks and over the tasks every row has. Storage: total bits, and bits one more task adds. Single-task runs store one module
-per task, so their total is the sum and a task adds its whole module.
 """
 
-import argparse
-import json
 import os
-import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-def load(folder: str) -> dict:
-    path = os.path.join(folder, "all_results.json")
-    if not os.path.isfile(path):
-        sys.exit(f"multitask_table.py: error: {path} not found")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def multitask_row(results: dict):
-    tasks = results["tasks"]
-    scores = {t: results["test"][f"test_{t}_score"] for t in tasks}
-    storage = results["storage"]
-    added = storage.get("task_bits", {})
-    return scores, storage["bls_bits"], (statistics.mean(added.values()) if added else 0)
-
-
-def single_rows(pairs):
-    scores, total, per_task = {}, 0, []
-    for pair in pairs:
-        task, _, folder = pair.partition("=")
-        results = load(folder)
-        scores[task] = statistics.mean(results["test"][m] for m in results["metric_names"])
-        total += results["storage"]["bls_bits"]
-        per_task.append(results["storage"]["bls_bits"])
-    return scores, total, statistics.mean(per_task)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--multitask", nargs="+", default=[], help="multi-task run folders")
-    parser.add_argument("--single", nargs="*", default=[], help="TASK=FOLDER of single-task runs")
-    parser.add_argument("--single_label", default="single-task")
-    args = parser.parse_args(argv)
-    rows = []
-    for folder in args.multitask:
-        results = load(folder)
-        rows.append((f"multi-task {results['method']}", *multitask_row(results)))
-    if args.single:
-        rows.append((args.single_label, *single_rows(args.single)))
-    tasks = list(rows[0][1])
-    base = None
-    for folder in args.multitask:
-        base = load(folder)["storage"]["base_model_parameters"]
-    common = [t for t in tasks if all(t in row[1] for row in rows)]
-    print("| method | " + " | ".join(tasks) + f" | average of all | average of {'/'.join(common)} | total BLS (bits) "
-          "| % of model | bits a task adds |")
-    print("|---|" + "---:|" * (len(tasks) + 5))
-    for label, scores, total, added in rows:
-        percent = f"{100 * total / (32 * base):.3f} %" if base else ""
-        cells = " | ".join(f"{scores[t]:.2f}" if t in scores else "–" for t in tasks)
-        average = statistics.mean(scores[t] for t in tasks if t in scores)
-        shared_average = statistics.mean(scores[t] for t in common)
-        print(f"| {label} | {cells} | {average:.2f} | {shared_average:.2f} | {total:,} | {percent} | {added:,.0f} |")
-    return 0
-
+from propetl_adapters.reports.multitask_table import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

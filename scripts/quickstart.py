@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     from adapters import AdapterArguments
     from transformers import TrainingArguments
 
-    from propetl_adapters.glue.experiment import DataArguments, ModelArguments, ProPETLArguments, run
+    from propetl_adapters.experiments.glue import DataArguments, ModelArguments, ProPETLArguments, run
 
     transformers.logging.set_verbosity_error()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

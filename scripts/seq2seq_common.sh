@@ -11,7 +11,8 @@
 #   DRY_RUN=1   print the commands, run nothing
 #
 # A run whose folder holds DONE is skipped; an interrupted run resumes from its last checkpoint. The
-# first failing run stops the script (no retries).
+# first failing run stops the script (no retries). The marker's name is DONE_FILE of
+# propetl_adapters/experiments/run_folder.py; tests/scripts/test_shell_scripts.py checks they agree.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -83,3 +83,17 @@ def variant(request):
 @pytest.fixture(params=list(TINY_CONFIGS))
 def arch(request):
     return request.param
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_environment():
+    """No test may reach the network."""
+    old = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    for key in old:
+        os.environ[key] = "1"
+    yield
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

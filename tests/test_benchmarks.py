@@ -4,11 +4,14 @@ import json
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root holds benchmarks/
 
 from benchmarks.run import PAIRS, main, markdown  # noqa: E402
 
 
+@pytest.mark.slow
 def test_quick_benchmark_writes_every_series(tmp_path):
     output = tmp_path / "result.json"
     assert main(["--quick", "--repeats", "1", "--skip", "memory", "--output", str(output), "--no-docs"]) == 0
@@ -23,8 +26,8 @@ def test_quick_benchmark_writes_every_series(tmp_path):
     assert "### Training step" in table and "hybrid multi-task ProAdapter vs adapter" in table
 
 
+@pytest.mark.slow
 def test_serving_example_quick_run_measures_storage_and_matching_logits(tmp_path):
-    import pytest
     pytest.importorskip("peft")
     from benchmarks.serving_example import TASKS, main as serving_main
 

@@ -1,7 +1,9 @@
-"""Optimizer groups for masks and exact resumption through AdapterTrainer checkpoints."""
+"""Optimizer groups for masks, exact resumption through AdapterTrainer checkpoints, and the temperature sampling
+of one-task batches (SPEC §3)."""
 
 import os
 
+import numpy as np
 import pytest
 import torch
 from adapters import AdapterTrainer
@@ -9,7 +11,8 @@ from safetensors.torch import load_file
 from transformers import TrainingArguments
 
 from propetl_adapters.serialization import adapter_masks, adapter_tensors
-from propetl_adapters.training import ProPETLTrainer, mask_score_parameters, propetl_parameter_groups
+from propetl_adapters.training import (ProPETLTrainer, TaskBatchSampler, mask_score_parameters, propetl_parameter_groups,
+                                       temperature_probabilities)
 from tests.conftest import VARIANTS, build_adapter_model
 
 
@@ -113,3 +116,40 @@ def test_load_best_model_at_end_restores_the_best_checkpoint(tmp_path):
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert all(torch.equal(m.binary(), adapter_masks(reference, "task")[p].binary())
                for p, m in adapter_masks(model, "task").items())
+
+
+def test_temperature_probabilities_follow_the_formula():
+    sizes = [100, 900]
+    assert np.allclose(temperature_probabilities(sizes, 1.0), [0.1, 0.9])
+    expected = np.array([0.1, 0.9]) ** 0.1
+    assert np.allclose(temperature_probabilities(sizes, 10.0), expected / expected.sum())
+    with pytest.raises(ValueError, match="at least one"):
+        temperature_probabilities([5, 0], 10.0)
+
+
+def test_every_batch_holds_one_task_and_tasks_are_drawn_by_probability():
+    sizes = [30, 270]
+    sampler = TaskBatchSampler(sizes, batch_size=4, temperature=1.0, seed=0)
+    offsets = [0, 30]
+    counts = [0, 0]
+    seen = set()
+    for _ in range(40):
+        for batch in sampler:
+            tasks = {0 if i < 30 else 1 for i in batch}
+            assert len(batch) == 4 and len(tasks) == 1
+            counts[tasks.pop()] += 1
+            seen.update(batch)
+    assert len(sampler) == 75
+    share = counts[0] / sum(counts)
+    assert abs(share - 0.1) < 0.02, share
+    assert seen == set(range(300)), "every example is visited"
+    assert offsets == sampler.offsets.tolist()
+
+
+def test_sampler_streams_are_reproducible_and_differ_between_ranks_and_epochs():
+    def batches(**kwargs):
+        sampler = TaskBatchSampler([10, 10], batch_size=2, seed=3, **kwargs)
+        return list(sampler), list(sampler)
+    first, second = batches()
+    assert first == batches()[0] and first != second
+    assert batches(rank=1, world_size=2)[0] != batches(rank=0, world_size=2)[0]

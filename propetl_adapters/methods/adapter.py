@@ -88,3 +88,27 @@ class ProAdapter(Adapter):
 
     def masked_linears(self):
         return [m for m in self.adapter_down if isinstance(m, MaskedLinear)] + [self.adapter_up]
+
+
+def frozen_adapter(module: ProAdapter, plain_config) -> Adapter:
+    """The plain AdapterHub adapter holding ``module``'s masked weights (same outputs, no top-k)."""
+    plain = Adapter(module.name, module.input_size, module.down_sample, plain_config)
+    plain_linears = [m for m in plain.adapter_down if isinstance(m, nn.Linear)] + [plain.adapter_up]
+    for masked, linear in zip(module.masked_linears(), plain_linears):
+        weight, bias = masked.effective_weight_and_bias()
+        linear.weight.copy_(weight)
+        linear.bias.copy_(bias)
+    # Keep every other per-layer tensor (e.g. a layer norm before the bottleneck) as trained.
+    for (name, source), target in zip(
+            [(n, m) for n, m in module.adapter_down.named_children() if not isinstance(m, MaskedLinear)],
+            [m for m in plain.adapter_down if not isinstance(m, nn.Linear)]):
+        target.load_state_dict(source.state_dict())
+    plain.original_ln_after = module.original_ln_after
+    plain.train(module.training)
+    return plain
+
+
+def plain_parameter_count(layers, config) -> Tuple[int, int]:
+    """(stored, trainable) values of the plain, unshared adapter of the same geometry: each layer's own pair."""
+    count = sum(sum(t.numel() for t in m.prototype_source.get().values()) for m in layers)
+    return count, count

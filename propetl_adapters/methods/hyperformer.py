@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from adapters.methods.modeling import Adapter
 from torch import nn
 
-from ..multitask import current_task, parse_task_list, route_by_task, task_position
+from ..multitask import current_task, route_by_task, task_position
 from ..prototype import PrototypeSource, attach_source, pending_prototype
 
 TASK_EMBEDDING = "task_embedding"
@@ -124,10 +124,10 @@ class HyperAdapter(Adapter):
         return up + residual_input, down, up
 
 
-def plain_adapter_for_task(module: HyperAdapter, task: str, plain_config) -> Adapter:
-    """An AdapterHub adapter holding the tensors ``module`` generates for ``task`` (same outputs)."""
+def frozen_hyper_adapter(module: HyperAdapter, plain_config) -> Adapter:
+    """An AdapterHub adapter holding the tensors ``module`` generates for the active task (same outputs)."""
     with torch.no_grad():
-        w = module.generated(task)
+        w = module.generated(current_task(module._shared().hypernetwork))
         plain = Adapter(module.name, module.input_size, module.down_sample, plain_config)
         down = next(m for m in plain.adapter_down if isinstance(m, nn.Linear))
         for linear, prefix in ((down, "down"), (plain.adapter_up, "up"), (plain.adapter_norm_after, "ln")):
@@ -138,9 +138,9 @@ def plain_adapter_for_task(module: HyperAdapter, task: str, plain_config) -> Ada
     return plain
 
 
-def validate_tasks(config) -> list:
-    tasks = list(parse_task_list(config.tasks, where=f"{type(config).__name__}.tasks"))
-    if not tasks:
-        raise ValueError(f"{type(config).__name__} needs tasks (e.g. 'hyperformer++[tasks=rte|mrpc]'): the "
-                         "hypernetwork is conditioned on a task embedding.")
-    return tasks
+def plain_parameter_count(layers, config) -> Tuple[int, int]:
+    """(stored, trainable) values of the plain counterpart: one adapter per task in every adapted block
+    (down and up projections with biases, and its layer norm)."""
+    per_adapter = sum(2 * m.input_size * m.down_sample + m.down_sample + 3 * m.input_size for m in layers)
+    count = per_adapter * len(config.tasks)
+    return count, count

@@ -1,6 +1,7 @@
 """ProLoRA: one (A, B) pair per adapted attention matrix, shared by all layers and masked per layer."""
 
 import math
+from typing import Tuple
 
 import torch
 from adapters.methods.lora import LoRA
@@ -97,3 +98,22 @@ class ProLoRA(LoRA):
             return super(ProLoRA, self).forward(rows_of(hidden_states, rows), rows_of(layer_input, rows))[0]
 
         return route_by_task(bank, layer_input.shape[0], layer_input.device, delta), None
+
+
+def frozen_lora(module: ProLoRA, plain_config) -> LoRA:
+    """The plain AdapterHub LoRA holding ``module``'s masked A and B (same outputs; mergeable)."""
+    plain = LoRA(tuple(module.lora_A.shape), tuple(module.lora_B.shape), plain_config, name=module.name)
+    plain.lora_A.copy_(module.lora_A)
+    plain.lora_B.copy_(module.lora_B)
+    for attribute in ("enable_lora", "lora_ind"):  # the block layout in a fused q/k/v projection (GPT-2)
+        if hasattr(module, attribute):
+            setattr(plain, attribute, getattr(module, attribute))
+    plain.train(module.training)
+    return plain
+
+
+def plain_parameter_count(layers, config) -> Tuple[int, int]:
+    """(stored, trainable) values of plain LoRA of the same geometry: an A and a B per adapted matrix and layer."""
+    count = sum(m.prototype_source.get()[f"{m.matrix_key}_lora_A"].numel()
+                + m.prototype_source.get()[f"{m.matrix_key}_lora_B"].numel() for m in layers)
+    return count, count

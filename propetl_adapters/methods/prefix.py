@@ -10,7 +10,9 @@ prototype is the generated pair itself (``flat``), which is what bit-level stora
 from typing import Dict, List, Tuple
 
 import torch
+from adapters.configuration import PrefixTuningConfig
 from adapters.methods.modeling import Activation_Function_Class
+from adapters.methods.prefix_tuning import FlatPrefixTuning, PrefixTuningGroup
 from torch import nn
 
 from ..configuration import ProPrefixConfig
@@ -143,3 +145,32 @@ class ProPrefixGroup(nn.ModuleDict):
                                self._to_attention_layout(values, batch_size)))
             states[location_key] = layers
         return states
+
+
+def frozen_prefix_group(group: ProPrefixGroup, plain_config: PrefixTuningConfig) -> PrefixTuningGroup:
+    """Fixed per-layer prefixes in the layout of AdapterHub's flat prefix tuning."""
+    plain = PrefixTuningGroup({}, plain_config)
+    pairs = group.pairs()
+    inner = group.n_heads * group.head_dim
+    for location_key, location in group.location_masks().items():
+        n_layers = location.n_layers
+        flat = FlatPrefixTuning(n_layers, group.n_heads, inner, plain_config, n_embd_per_head=group.head_dim)
+        per_layer = [torch.stack(group.masked_layer_prefixes(pairs, location, layer), dim=1) for layer in range(n_layers)]
+        # FlatPrefixTuning reads its vector as (prefix_length, n_layers * 2, n_heads, head_dim).
+        flat.control_trans = nn.Parameter(torch.stack(per_layer, dim=1).reshape(-1).clone())
+        flat.train(group.training)
+        plain[location_key] = flat
+    return plain
+
+
+def plain_parameter_count(groups, config) -> Tuple[int, int]:
+    """(stored, trainable) values of plain prefix tuning of the same geometry: stored, a key/value prefix per
+    layer (what ejecting the MLP leaves); trained, the embedding and MLP that generate every layer's pair."""
+    stored = trainable = 0
+    for group in groups:
+        n_layers = sum(loc.n_layers for loc in group.location_masks().values())
+        inner = group.n_heads * group.head_dim
+        stored += n_layers * 2 * config.prefix_length * inner
+        trainable += (config.prefix_length * group.input_size + (group.input_size + 1) * config.bottleneck_size
+                      + (config.bottleneck_size + 1) * 2 * inner * n_layers)
+    return stored, trainable

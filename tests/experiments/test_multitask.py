@@ -1,0 +1,32 @@
+"""What the multi-task runners share: the mask learning rate (and its deprecated ratio flag) and the trainer."""
+
+import logging
+
+import pytest
+
+from propetl_adapters.experiments.common import ExperimentError
+from propetl_adapters.experiments.multitask import resolve_mask_learning_rate, trainer_choice
+
+
+def test_mask_learning_rate_is_recorded_as_the_numbers_give_it():
+    assert 3e-4 * 10 != 0.003  # the plain product carries binary noise
+    assert resolve_mask_learning_rate(None, None, 3e-4) == 0.003  # the default: 10 x the learning rate
+    trainer, kwargs = trainer_choice(object(), "full", "adapter", 0.003)
+    assert trainer == "adapter" and kwargs["mask_learning_rate"] == 0.003
+    assert trainer_choice(None, "full", "adapter", 0.003) == ("full", {})
+
+
+def test_mask_learning_rate_flag_is_taken_as_given():
+    assert resolve_mask_learning_rate(5e-2, None, 3e-4) == 5e-2
+    with pytest.raises(ExperimentError, match="--mask_learning_rate must be positive"):
+        resolve_mask_learning_rate(0.0, None, 3e-4)
+
+
+def test_deprecated_mask_lr_ratio_warns_and_multiplies_the_learning_rate(caplog):
+    with caplog.at_level(logging.WARNING, logger="propetl_adapters.experiments.multitask"):
+        assert resolve_mask_learning_rate(None, 20.0, 3e-4) == 0.006
+    assert "--mask_lr_ratio is deprecated; pass --mask_learning_rate 0.006" in caplog.text
+    with pytest.raises(ExperimentError, match="--mask_learning_rate only"):
+        resolve_mask_learning_rate(1e-2, 20.0, 3e-4)
+    with pytest.raises(ExperimentError, match="--mask_lr_ratio must be positive"):
+        resolve_mask_learning_rate(None, -1.0, 3e-4)
