@@ -63,12 +63,13 @@ run() {  # task, run name, adapter config, mask learning rate, epochs, seed, [mo
     "${precision[@]}" "${@:7}"
 }
 
-multitask() {  # run name, adapter config, [learning rate, 1e-3 by default]
-  local precision=()
+multitask() {  # run name, adapter config, [learning rate, 1e-3 by default]; mask lr = 10 x lr
+  local precision=() lr="${3:-1e-3}"
   [[ "$BF16" == 1 ]] && precision=(--bf16 --use_cpu)
   launch python3 scripts/run_multitask_encoder.py --model_name_or_path "$MODEL" --glue_dir "$GLUE_DIR" \
-    --tasks rte mrpc stsb cola sst2 --task_train_limits sst2=5000 --adapter_config "$2" --mask_lr_ratio 10 \
-    --learning_rate "${3:-1e-3}" --weight_decay 0.1 --warmup_ratio 0.1 --max_steps 1500 --eval_steps 500 \
+    --tasks rte mrpc stsb cola sst2 --task_train_limits sst2=5000 --adapter_config "$2" \
+    --mask_learning_rate "$(awk "BEGIN { print 10 * $lr }")" --learning_rate "$lr" --weight_decay 0.1 \
+    --warmup_ratio 0.1 --max_steps 1500 --eval_steps 500 \
     --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --max_seq_length 128 --seed 42 \
     --head_layers 1 --output_dir "$OUTPUT_DIR/multitask/$1/seed42" --report_to none --delete_checkpoints \
     --disable_tqdm true --logging_steps 100 "${precision[@]}"
