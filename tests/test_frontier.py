@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from benchmarks.frontier.plan import (METHODS, PROTOCOL_GRID, Run, build_plan, parse_lr_grid,  # noqa: E402
                                       resolve_methods)
 from benchmarks.frontier.report import pareto_frontier, select_lr, summarise  # noqa: E402
-from scripts.conftest import glue_dir, offline_environment, tiny_bert_dir  # noqa: E402,F401  (fixtures)
+from experiments.conftest import glue_dir, tiny_bert_dir  # noqa: E402,F401  (fixtures)
 
 # ---------------------------------------------------------------------------
 # Plan and grids

@@ -1,0 +1,54 @@
+"""How much the [CLS] vector of each layer varies across inputs, with a trained adapter and without it.
+
+A head that reads [CLS] can only learn if [CLS] depends on the input. Prefix tuning adds the same prefix
+tokens to every input; when they take over [CLS]'s attention, the vector barely moves from one input to the
+next. This prints, per layer, the mean over hidden units of the standard deviation across a few fixed
+sentence pairs, with the run's adapter active and with no adapter.
+
+    python -m benchmarks.cls_spread outputs/evidence/fixed/stsb/proprefix/seed42
+"""
+
+import argparse
+import json
+import os
+
+import torch
+from adapters import AutoAdapterModel
+from transformers import AutoTokenizer
+
+import propetl_adapters  # noqa: F401  (registers the ProPETL configs)
+
+PAIRS = [("A man is playing a guitar.", "A man plays the guitar."),
+         ("A dog runs in the park.", "The stock market fell sharply."),
+         ("Kids are playing outside.", "Children play in the yard."),
+         ("A woman cuts an onion.", "A plane is taking off.")]
+
+
+def cls_spread(model, batch) -> list:
+    with torch.no_grad():
+        hidden = model(**batch, output_hidden_states=True).hidden_states
+    return [layer[:, 0].std(dim=0).mean().item() for layer in hidden]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", help="a run_glue.py output folder (run_arguments.json and adapter/)")
+    args = parser.parse_args(argv)
+    with open(os.path.join(args.run_dir, "run_arguments.json"), encoding="utf-8") as handle:
+        model_path = json.load(handle)["ModelArguments"]["model_name_or_path"]
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoAdapterModel.from_pretrained(model_path).eval()
+    batch = tokenizer([a for a, _ in PAIRS], [b for _, b in PAIRS], return_tensors="pt", padding=True)
+    name = model.load_adapter(os.path.join(args.run_dir, "adapter"))
+    model.set_active_adapters(name)
+    with_adapter = cls_spread(model, batch)
+    model.set_active_adapters(None)
+    without = cls_spread(model, batch)
+    print("layer | [CLS] spread with the adapter | without")
+    for layer, (a, b) in enumerate(zip(with_adapter, without)):
+        print(f"{layer} | {a:.4f} | {b:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
