@@ -9,6 +9,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root holds benchmarks/
 
 from benchmarks.run import PAIRS, main, markdown  # noqa: E402
+from experiments.conftest import tiny_bert_dir  # noqa: E402,F401  (fixture)
 
 
 @pytest.mark.slow
@@ -38,3 +39,20 @@ def test_serving_example_quick_run_measures_storage_and_matching_logits(tmp_path
     assert all(d["peft_vs_ours"] < 1e-5 and d["frozen_merged_vs_ours"] < 1e-4
                for d in result["max_abs_logit_diff"].values())
     assert result["ratio_peft_over_frozen_merged"] > 0
+
+
+def test_cls_spread_reports_every_layer_with_and_without_the_adapter(tiny_bert_dir, tmp_path, capsys):
+    from adapters import AutoAdapterModel
+
+    import propetl_adapters  # noqa: F401  (registers the configs)
+    from benchmarks.cls_spread import main as cls_spread
+
+    model = AutoAdapterModel.from_pretrained(tiny_bert_dir)
+    model.add_adapter("task", config="proprefix[prefix_length=4,bottleneck_size=8]")
+    model.save_adapter(str(tmp_path / "adapter"), "task")
+    (tmp_path / "run_arguments.json").write_text(json.dumps({"ModelArguments": {"model_name_or_path": tiny_bert_dir}}))
+    assert cls_spread([str(tmp_path)]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [int(r[0]) for r in rows] == list(range(model.config.num_hidden_layers + 1))
+    with_prefix, without = ([float(r[i]) for r in rows[1:]] for i in (1, 2))
+    assert all(value >= 0 for value in with_prefix + without) and with_prefix != without  # the prefix is active
