@@ -20,7 +20,8 @@ import torch
 DTYPES = ("float32", "bfloat16", "float16")
 
 
-def _test_split(run_arguments: dict):
+def load_test_split(run_arguments: dict):
+    """The task, tokenizer and tokenized test half of a run, from its run_arguments.json contents."""
     from transformers import AutoTokenizer
 
     from propetl_adapters.data.glue import tokenize_split
@@ -35,7 +36,8 @@ def _test_split(run_arguments: dict):
 
 
 @torch.no_grad()
-def _evaluate(model, task, tokenizer, test, batch_size: int = 64) -> Dict[str, float]:
+def evaluate_model(model, task, tokenizer, test, batch_size: int = 64) -> Dict[str, float]:
+    """The task metrics of ``model`` on the tokenized rows ``test`` (the model is put in eval mode)."""
     from transformers import DataCollatorWithPadding
 
     collate = DataCollatorWithPadding(tokenizer)
@@ -59,7 +61,7 @@ def measure(run_dir: str) -> List[dict]:
     with open(os.path.join(run_dir, "run_arguments.json"), encoding="utf-8") as handle:
         run_arguments = json.load(handle)
     model_path = run_arguments["ModelArguments"]["model_name_or_path"]
-    task, tokenizer, test = _test_split(run_arguments)
+    task, tokenizer, test = load_test_split(run_arguments)
     exported = os.path.join(run_dir, "adapter")
     records = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +75,7 @@ def measure(run_dir: str) -> List[dict]:
             model = AutoAdapterModel.from_pretrained(model_path)
             model.load_adapter(folder, set_active=True)
             records.append({"run": run_dir, "task": task.name, "prototype_dtype": dtype,
-                            "adapter_bytes": folder_bytes(folder), "test": _evaluate(model, task, tokenizer, test)})
+                            "adapter_bytes": folder_bytes(folder), "test": evaluate_model(model, task, tokenizer, test)})
             print(json.dumps(records[-1]), flush=True)
     return records
 

@@ -27,7 +27,7 @@ from safetensors.torch import save as safetensors_bytes
 from .atomic import atomic_write_bytes
 from .configuration import is_propetl_config
 from .multitask import active_task
-from .serialization import _belongs_to, canonical_named_modules, read_saved_config
+from .serialization import belongs_to_adapter, canonical_named_modules, read_saved_config
 from .storage import build_base_model
 
 PEFT_CONFIG_FILE = "adapter_config.json"
@@ -95,7 +95,7 @@ def _target_modules(model, exported: List[str], prefix: str):
     """Leaf names (e.g. ['q_proj', 'v_proj']) if they pick out exactly the exported modules, else full names."""
     leaves = sorted({path.rsplit(".", 1)[-1] for path in exported})
     matched = {path for path in canonical_named_modules(model.base_model)
-               if path.rsplit(".", 1)[-1] in leaves and not _belongs_to(None, path)}
+               if path.rsplit(".", 1)[-1] in leaves and not belongs_to_adapter(None, path)}
     return leaves if matched == set(exported) else sorted(prefix + path for path in exported)
 
 

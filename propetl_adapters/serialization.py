@@ -93,7 +93,7 @@ def save_compact(model, save_directory: str, adapter_name: str, prototype_dtype:
         model.save_adapter(save_directory, adapter_name, **kwargs)
 
 
-def _belongs_to(adapter_name: Optional[str], path: str) -> bool:
+def belongs_to_adapter(adapter_name: Optional[str], path: str) -> bool:
     """Whether ``path`` lies inside adapter ``adapter_name`` (None: inside any adapter)."""
     dotted = f".{path}."
     return any(f".{kind}.{adapter_name}." in dotted if adapter_name is not None else f".{kind}." in dotted
@@ -119,7 +119,7 @@ def adapter_tensors(model, adapter_name: str) -> Dict[str, torch.Tensor]:
     for module_path, module in canonical_named_modules(model.base_model).items():
         for name, tensor in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
             path = f"{module_path}.{name}" if module_path else name
-            if _belongs_to(adapter_name, path):
+            if belongs_to_adapter(adapter_name, path):
                 tensors[path] = tensor
     return tensors
 
@@ -128,7 +128,7 @@ def base_layer_norm_parameters(model) -> Dict[str, torch.nn.Parameter]:
     """The backbone's own layer-norm parameters (none of an adapter's), keyed by their path below base_model."""
     parameters = {}
     for module_path, module in canonical_named_modules(model.base_model).items():
-        if not is_layer_norm(module) or _belongs_to(None, module_path):
+        if not is_layer_norm(module) or belongs_to_adapter(None, module_path):
             continue
         for name, param in module.named_parameters(recurse=False):
             parameters[f"{module_path}.{name}" if module_path else name] = param
@@ -168,13 +168,13 @@ def load_base_layer_norms(model, folder_or_file: str):
 def adapter_masks(model, adapter_name: str) -> Dict[str, TensorMask]:
     """The learned masks of one adapter, keyed by canonical module path (the mask file's entry names)."""
     return {path: module for path, module in canonical_named_modules(model.base_model).items()
-            if isinstance(module, TensorMask) and module.learned and _belongs_to(adapter_name, path)}
+            if isinstance(module, TensorMask) and module.learned and belongs_to_adapter(adapter_name, path)}
 
 
 def adapter_layers(model, adapter_name: str, layer_class: type) -> Dict[str, torch.nn.Module]:
     """The ``layer_class`` modules of one adapter (each once), keyed by canonical module path."""
     return {path: module for path, module in canonical_named_modules(model.base_model).items()
-            if isinstance(module, layer_class) and _belongs_to(adapter_name, path)}
+            if isinstance(module, layer_class) and belongs_to_adapter(adapter_name, path)}
 
 
 def prefix_groups(model, adapter_name: str) -> Dict[str, ProPrefixGroup]:

@@ -18,7 +18,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ._project import (HEAD_FILES, NO_DECAY_TYPES, _limit, _prepare_training_args, bits_by_width, bls_bits, head_bytes,
+from ._project import (HEAD_FILES, NO_DECAY_TYPES, limit_rows, prepare_training_args, bits_by_width, bls_bits, head_bytes,
                        load_adapter_model, load_task_data, parse_arguments, tokenize_split)
 from .plan import VBLORA_SUBVECTORS, Method
 
@@ -135,7 +135,7 @@ def train_peft(argv, method: Method, command_line: Optional[str] = None) -> dict
     started = time.time()
     model_args, data_args, _, propetl_args, training_args = parse_arguments(argv)
     task = load_task_data(data_args)
-    training_args = _prepare_training_args(training_args, task, propetl_args)
+    training_args = prepare_training_args(training_args, task, propetl_args)
     training_args = dataclasses.replace(training_args, save_strategy="no", load_best_model_at_end=False)
     learning_rate = training_args.learning_rate
     head_learning_rate = method.head_learning_rate if method.head_learning_rate is not None else learning_rate
@@ -147,7 +147,7 @@ def train_peft(argv, method: Method, command_line: Optional[str] = None) -> dict
     limits = {"train": (data_args.max_train_samples, "--max_train_samples"),
               "validation": (data_args.max_eval_samples, "--max_eval_samples"),
               "test": (data_args.max_eval_samples, "--max_eval_samples")}
-    rows = {split: _limit(task.splits[split], *limit) for split, limit in limits.items()}
+    rows = {split: limit_rows(task.splits[split], *limit) for split, limit in limits.items()}
     datasets_ = {split: tokenize_split(split_rows, tokenizer, data_args.max_seq_length, data_args.pad_to_max_length,
                                       task.is_regression) for split, split_rows in rows.items()}
     name = task.name

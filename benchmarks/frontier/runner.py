@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import List, Optional
 
+from benchmarks.compact_accuracy import evaluate_model, load_test_split
+
 from ._project import atomic_write_json, load_adapter_model, parse_arguments, run, save_compact, storage_report
 from .plan import MASK_LR_RATIO, METHODS, Method, Run
 
@@ -86,8 +88,6 @@ def method_argv(method: Method, learning_rate: float) -> List[str]:
 def _compact(results: dict, folder: str) -> dict:
     """Compact export of a finished ProPETL run (bf16 prototype, range-coded masks), its storage and its test
     score when loaded back from that folder."""
-    from benchmarks.compact_accuracy import _evaluate, _test_split
-
     model_path = results["model_name_or_path"]
     source = load_adapter_model(model_path)
     name = source.load_adapter(results["exported_to"], set_active=True)
@@ -96,7 +96,7 @@ def _compact(results: dict, folder: str) -> dict:
     model = load_adapter_model(model_path)
     model.load_adapter(compact_dir, set_active=True)
     report = storage_report(model, name, saved_folder=compact_dir)
-    task, tokenizer, test = _test_split(results["arguments"])
+    task, tokenizer, test = load_test_split(results["arguments"])
     limit = results["arguments"]["DataArguments"]["max_eval_samples"]
     test = test.select(range(min(limit, len(test)))) if limit else test  # the rows run_glue.py tested on
     figures = report.propetl
@@ -104,7 +104,7 @@ def _compact(results: dict, folder: str) -> dict:
                         "values_by_bits": figures.stored_parameters_by_bits,
                         "coded_mask_entries": figures.coded_mask_entries, "coded_mask_bits": figures.coded_mask_bits,
                         "prototype_dtype": COMPACT_DTYPE, "folder": compact_dir},
-            "test": _evaluate(model, task, tokenizer, test)}
+            "test": evaluate_model(model, task, tokenizer, test)}
 
 
 def _adapterhub_record(method: Method, argv: List[str]) -> dict:

@@ -220,7 +220,8 @@ def _load_files(data_args: DataArguments) -> TaskData:
                     main_metric=main, source=", ".join(f"{k}={v}" for k, v in files.items()))
 
 
-def _limit(rows: list, limit: Optional[int], flag: str) -> list:
+def limit_rows(rows: list, limit: Optional[int], flag: str) -> list:
+    """The first ``limit`` rows (all with None); ``flag`` names the option in the error for a limit below 1."""
     if limit is None:
         return rows
     if limit < 1:
@@ -328,7 +329,7 @@ def _changed_arguments(old: dict, new: dict) -> List[str]:
 # ---------------------------------------------------------------------------
 
 
-def _prepare_training_args(training_args, task: TaskData, propetl_args: ProPETLArguments):
+def prepare_training_args(training_args, task: TaskData, propetl_args: ProPETLArguments):
     """Protocol settings: evaluate and save together, keep the best checkpoint by the task's main metric."""
     changes: Dict[str, Any] = {"load_best_model_at_end": True, "metric_for_best_model": task.main_metric,
                                "greater_is_better": True, "label_names": ["labels"]}
@@ -395,7 +396,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
     method = method_name(adapter_args, adapter_config)
     with training_args.main_process_first(desc="loading data"):  # one download when several processes run
         task = load_task_data(data_args)
-    training_args = _prepare_training_args(training_args, task, propetl_args)
+    training_args = prepare_training_args(training_args, task, propetl_args)
     if training_args.num_train_epochs <= 0 and training_args.max_steps <= 0:
         raise ExperimentError("nothing to train: --num_train_epochs and --max_steps are both 0")
 
@@ -422,9 +423,9 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
         os.makedirs(output_dir, exist_ok=True)
         atomic_write_json(arguments_path, arguments, default=str)
 
-    train_rows = _limit(task.splits["train"], data_args.max_train_samples, "--max_train_samples")
-    validation_rows = _limit(task.splits["validation"], data_args.max_eval_samples, "--max_eval_samples")
-    test_rows = _limit(task.splits["test"], data_args.max_eval_samples, "--max_eval_samples")
+    train_rows = limit_rows(task.splits["train"], data_args.max_train_samples, "--max_train_samples")
+    validation_rows = limit_rows(task.splits["validation"], data_args.max_eval_samples, "--max_eval_samples")
+    test_rows = limit_rows(task.splits["test"], data_args.max_eval_samples, "--max_eval_samples")
     logger.info("data: %s; %d train, %d validation, %d test examples", task.source, len(train_rows),
                 len(validation_rows), len(test_rows))
 

@@ -338,7 +338,7 @@ def test_paper_epochs_and_selection_settings(task, epochs, tiny_bert_dir, glue_d
     args = parse_arguments(["--model_name_or_path", tiny_bert_dir, "--output_dir", str(tmp_path), "--task_name",
                             task, "--glue_dir", glue_dir, "--paper_epochs", "--num_train_epochs", "3"])
     data = experiment.load_task_data(args[1])
-    prepared = experiment._prepare_training_args(args[4], data, args[3])
+    prepared = experiment.prepare_training_args(args[4], data, args[3])
     assert prepared.num_train_epochs == epochs
     assert prepared.eval_strategy.value == "epoch" and prepared.save_strategy.value == "epoch"
     assert prepared.load_best_model_at_end and prepared.greater_is_better
@@ -368,7 +368,7 @@ def test_save_steps_is_honoured_or_its_replacement_is_logged(flags, expected, ti
     args = parse_arguments(["--model_name_or_path", tiny_bert_dir, "--output_dir", str(tmp_path), "--task_name",
                             "rte", "--glue_dir", glue_dir, *flags])
     with caplog.at_level("WARNING", logger="propetl_adapters.experiments.glue"):
-        prepared = experiment._prepare_training_args(args[4], experiment.load_task_data(args[1]), args[3])
+        prepared = experiment.prepare_training_args(args[4], experiment.load_task_data(args[1]), args[3])
     strategy, eval_steps, save_steps = expected
     assert prepared.eval_strategy.value == strategy and prepared.save_strategy.value == strategy
     if strategy == "steps":
