@@ -16,7 +16,7 @@ from adapters import AutoAdapterModel, PrefixTuningConfig
 from adapters.configuration.adapter_config import ADAPTER_CONFIG_MAP
 
 from .. import __version__
-from ..configuration import is_propetl_config
+from ..configuration import is_propetl_config, replace_adapter_config
 from ..serialization import adapter_tensors
 from ..storage import HEAD_FILES, base_model_parameters, bits_by_width, bls_bits, folder_bytes, storage_report
 
@@ -98,6 +98,14 @@ def versions() -> dict:
 def is_plain_reparametrised_prefix(config) -> bool:
     """Plain AdapterHub prefix tuning with its MLP (``flat=False``): exported as the generated prefixes."""
     return isinstance(config, PrefixTuningConfig) and not config.flat and not is_propetl_config(config)
+
+
+def eject_plain_prefix(model, adapter_name: str):
+    """Replace the prefix MLP of plain prefix tuning by the prefixes it generates, and mark the adapter's config
+    flat: AdapterHub's ejection leaves ``flat=False``, so the saved prefixes would be dropped on load and a fresh
+    random MLP built in their place."""
+    model.eject_prefix_tuning(adapter_name)
+    replace_adapter_config(model, adapter_name, model.adapters_config.get(adapter_name).replace(flat=True))
 
 
 def head_bytes(folder: str) -> int:

@@ -38,7 +38,7 @@ from ..data.metrics import accuracy, compute_glue_metrics, f1, pearson, spearman
 from ..data.splits import DEFAULT_SPLIT_SEED, paper_splits
 from ..data.text_files import load_text_files
 from ..training import ProPETLTrainer, trainable_parameter_count
-from .common import (FULL_FINETUNING, ExperimentError, configure_logging, freeze_layer_norms,
+from .common import (FULL_FINETUNING, ExperimentError, configure_logging, eject_plain_prefix, freeze_layer_norms,
                      is_plain_reparametrised_prefix, load_adapter_model, plain_method_name, read_json_arguments,
                      storage_summary, versions)
 from .run_folder import (ARGUMENTS_FILE, DONE_FILE, RESUMED_TRAIN_LOSS_NOTE, ResultsError, clear_finished,
@@ -507,7 +507,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
     shutil.rmtree(export_dir, ignore_errors=True)
     if adapter_config is not None:
         if is_plain_reparametrised_prefix(adapter_config):
-            model.eject_prefix_tuning(name)
+            eject_plain_prefix(model, name)
         model.save_adapter(export_dir, name, with_head=True)
     else:
         model.save_pretrained(export_dir)
