@@ -6,6 +6,11 @@ next. This prints, per layer, the mean over hidden units of the standard deviati
 sentence pairs, with the run's adapter active and with no adapter.
 
     python -m benchmarks.cls_spread outputs/evidence/fixed/stsb/proprefix/seed42
+    python -m benchmarks.cls_spread outputs/evidence/fixed/stsb/proprefix/seed42 --init_seed 42
+
+With ``--init_seed`` the adapter is a fresh one of the run's config (initialised after seeding torch with that
+seed) instead of the trained one: the spread before training, to tell what training did from what the
+method does at its initialisation.
 """
 
 import argparse
@@ -33,18 +38,28 @@ def cls_spread(model, batch) -> list:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a run_glue.py output folder (run_arguments.json and adapter/)")
+    parser.add_argument("--init_seed", type=int, default=None,
+                        help="measure a freshly initialised adapter of the run's config (seeded so) instead")
     args = parser.parse_args(argv)
     with open(os.path.join(args.run_dir, "run_arguments.json"), encoding="utf-8") as handle:
         model_path = json.load(handle)["ModelArguments"]["model_name_or_path"]
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoAdapterModel.from_pretrained(model_path).eval()
     batch = tokenizer([a for a, _ in PAIRS], [b for _, b in PAIRS], return_tensors="pt", padding=True)
-    name = model.load_adapter(os.path.join(args.run_dir, "adapter"))
+    adapter_dir = os.path.join(args.run_dir, "adapter")
+    if args.init_seed is None:
+        name = model.load_adapter(adapter_dir)
+    else:
+        with open(os.path.join(adapter_dir, "adapter_config.json"), encoding="utf-8") as handle:
+            saved = json.load(handle)
+        torch.manual_seed(args.init_seed)
+        name = saved["name"]
+        model.add_adapter(name, config=saved["config"])
     model.set_active_adapters(name)
     with_adapter = cls_spread(model, batch)
     model.set_active_adapters(None)
     without = cls_spread(model, batch)
-    print("layer | [CLS] spread with the adapter | without")
+    print(f"layer | [CLS] spread with the {'trained' if args.init_seed is None else 'untrained'} adapter | without")
     for layer, (a, b) in enumerate(zip(with_adapter, without)):
         print(f"{layer} | {a:.4f} | {b:.4f}")
     return 0

@@ -5,6 +5,7 @@ import os
 import sys
 
 import pytest
+import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root holds benchmarks/
 
@@ -49,6 +50,10 @@ def test_cls_spread_reports_every_layer_with_and_without_the_adapter(tiny_bert_d
 
     model = AutoAdapterModel.from_pretrained(tiny_bert_dir)
     model.add_adapter("task", config="proprefix[prefix_length=4,bottleneck_size=8]")
+    with torch.no_grad():  # a "trained" adapter far from any initialisation
+        for name, parameter in model.named_parameters():
+            if "shared_parameters.task" in name:  # the prototype (embedding and MLP)
+                parameter.mul_(20)
     model.save_adapter(str(tmp_path / "adapter"), "task")
     (tmp_path / "run_arguments.json").write_text(json.dumps({"ModelArguments": {"model_name_or_path": tiny_bert_dir}}))
     assert cls_spread([str(tmp_path)]) == 0
@@ -56,3 +61,11 @@ def test_cls_spread_reports_every_layer_with_and_without_the_adapter(tiny_bert_d
     assert [int(r[0]) for r in rows] == list(range(model.config.num_hidden_layers + 1))
     with_prefix, without = ([float(r[i]) for r in rows[1:]] for i in (1, 2))
     assert all(value >= 0 for value in with_prefix + without) and with_prefix != without  # the prefix is active
+
+    # --init_seed: a fresh adapter of the saved config, seeded: the same numbers twice, not the saved adapter's
+    assert cls_spread([str(tmp_path), "--init_seed", "7"]) == 0
+    first = capsys.readouterr().out
+    assert "untrained" in first.splitlines()[0]
+    assert cls_spread([str(tmp_path), "--init_seed", "7"]) == 0
+    assert capsys.readouterr().out == first
+    assert [float(line.split(" | ")[1]) for line in first.splitlines()[2:]] != with_prefix
