@@ -28,7 +28,10 @@
 #                  score weight decay 0.1) vs adapter at lr 1e-3, seeds 42 43 44; then the reference's rates,
 #                  lr 1e-4 (ProAdapter mask lr 3e-3), seed 42, for both
 #   table1:TASK    ProAdapter vs seq_bn on TASK, for each of SEEDS (default 42)        (issue 15: OUTPUT_DIR=.../fixed)
-#   variants:TASK  ProLoRA vs LoRA and ProPrefix vs prefix tuning on TASK, for each of SEEDS (issue 15)
+#   variants:TASK  ProLoRA vs LoRA and ProPrefix vs prefix tuning on TASK, for each of SEEDS (issue 15);
+#                  VARIANTS (default "lora prefix") picks the pairs
+#   prefix_lr:TASK ProPrefix vs prefix tuning at lr 1e-4, the reference's ProPrefix rate (ProPrefix mask lr 1e-3,
+#                  the same 10x ratio), for each of SEEDS: at lr 1e-3 neither learns STS-B (docs/results.md)
 #   archive        copy the record of every finished run below $OUTPUT_DIR (all_results.json, DONE, REUSED: file
 #                  names of the run-folder contract in propetl_adapters) to ARCHIVE_DIR (docs/runs/<last part of
 #                  OUTPUT_DIR>), so that propetl-table and propetl-plot regenerate docs/ from a clean clone
@@ -127,9 +130,21 @@ for group in "$@"; do
       done ;;
     variants:*)
       for seed in ${SEEDS:-42}; do
-        pair "${group#*:}" prolora "prolora[r=32,alpha=48]" lora "lora[r=32,alpha=48]" "$seed"
-        pair "${group#*:}" proprefix "proprefix[prefix_length=64,bottleneck_size=512]" \
-          prefix_tuning "prefix_tuning[prefix_length=64,bottleneck_size=512]" "$seed"
+        if [[ " ${VARIANTS:-lora prefix} " == *" lora "* ]]; then
+          pair "${group#*:}" prolora "prolora[r=32,alpha=48]" lora "lora[r=32,alpha=48]" "$seed"
+        fi
+        if [[ " ${VARIANTS:-lora prefix} " == *" prefix "* ]]; then
+          pair "${group#*:}" proprefix "proprefix[prefix_length=64,bottleneck_size=512]" \
+            prefix_tuning "prefix_tuning[prefix_length=64,bottleneck_size=512]" "$seed"
+        fi
+      done ;;
+    prefix_lr:*)
+      task="${group#*:}"
+      for seed in ${SEEDS:-42}; do
+        RUN_LR=1e-4 run "$task" proprefix_lr1e-4 "proprefix[prefix_length=64,bottleneck_size=512]" 1e-3 \
+          "$(epochs_for "$task")" "$seed"
+        RUN_LR=1e-4 run "$task" prefix_tuning_lr1e-4 "prefix_tuning[prefix_length=64,bottleneck_size=512]" 1e-3 \
+          "$(epochs_for "$task")" "$seed"
       done ;;
     archive)
       target="${ARCHIVE_DIR:-docs/runs/$(basename "$OUTPUT_DIR")}"
@@ -190,7 +205,7 @@ for group in "$@"; do
     hyperformer)  # lr 1e-3 (the other multi-task rows' rate) collapses the hypernetwork; 3e-4 is Table 2's T5 rate
       multitask hyperformer_pp "hyperformer++[reduction_factor=32]"
       multitask hyperformer_pp_lr3e-4 "hyperformer++[reduction_factor=32]" 3e-4 ;;
-    *) echo "$0: unknown group '$group'; expected stsb_gap, fixed_stsb, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, table1:TASK, variants:TASK, archive, lr:TASK, ablation:TASK, sparsity:TASK or storage:TASK" >&2
+    *) echo "$0: unknown group '$group'; expected stsb_gap, fixed_stsb, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, table1:TASK, variants:TASK, prefix_lr:TASK, archive, lr:TASK, ablation:TASK, sparsity:TASK or storage:TASK" >&2
        exit 2 ;;
   esac
 done

