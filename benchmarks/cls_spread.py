@@ -3,7 +3,8 @@
 A head that reads [CLS] can only learn if [CLS] depends on the input. Prefix tuning adds the same prefix
 tokens to every input; when they take over [CLS]'s attention, the vector barely moves from one input to the
 next. This prints, per layer, the mean over hidden units of the standard deviation across a few fixed
-sentence pairs, with the run's adapter active and with no adapter.
+sentence pairs, with the run's adapter active and with no adapter, and the share of [CLS]'s attention that
+goes to the prefix tokens.
 
     python -m benchmarks.cls_spread outputs/evidence/fixed/stsb/proprefix/seed42
     python -m benchmarks.cls_spread outputs/evidence/fixed/stsb/proprefix/seed42 --init_seed 42
@@ -29,10 +30,17 @@ PAIRS = [("A man is playing a guitar.", "A man plays the guitar."),
          ("A woman cuts an onion.", "A plane is taking off.")]
 
 
-def cls_spread(model, batch) -> list:
+def cls_spread(model, batch) -> tuple:
+    """Per layer: the [CLS] spread across the pairs, and the share of [CLS]'s attention (mean over pairs and
+    heads) that goes to positions before the input's own tokens (prefix tokens; 0 without a prefix). Layer 0 is
+    the embeddings, which attend to nothing."""
     with torch.no_grad():
-        hidden = model(**batch, output_hidden_states=True).hidden_states
-    return [layer[:, 0].std(dim=0).mean().item() for layer in hidden]
+        output = model(**batch, output_hidden_states=True, output_attentions=True)
+    spread = [layer[:, 0].std(dim=0).mean().item() for layer in output.hidden_states]
+    length = batch["input_ids"].shape[1]
+    on_prefix = [0.0] + [weights[:, :, 0, :weights.shape[-1] - length].sum(-1).mean().item()
+                         for weights in output.attentions]
+    return spread, on_prefix
 
 
 def main(argv=None) -> int:
@@ -44,7 +52,7 @@ def main(argv=None) -> int:
     with open(os.path.join(args.run_dir, "run_arguments.json"), encoding="utf-8") as handle:
         model_path = json.load(handle)["ModelArguments"]["model_name_or_path"]
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoAdapterModel.from_pretrained(model_path).eval()
+    model = AutoAdapterModel.from_pretrained(model_path, attn_implementation="eager").eval()  # returns weights
     batch = tokenizer([a for a, _ in PAIRS], [b for _, b in PAIRS], return_tensors="pt", padding=True)
     adapter_dir = os.path.join(args.run_dir, "adapter")
     if args.init_seed is None:
@@ -56,12 +64,13 @@ def main(argv=None) -> int:
         name = saved["name"]
         model.add_adapter(name, config=saved["config"])
     model.set_active_adapters(name)
-    with_adapter = cls_spread(model, batch)
+    with_adapter, on_prefix = cls_spread(model, batch)
     model.set_active_adapters(None)
-    without = cls_spread(model, batch)
-    print(f"layer | [CLS] spread with the {'trained' if args.init_seed is None else 'untrained'} adapter | without")
-    for layer, (a, b) in enumerate(zip(with_adapter, without)):
-        print(f"{layer} | {a:.4f} | {b:.4f}")
+    without, _ = cls_spread(model, batch)
+    kind = "trained" if args.init_seed is None else "untrained"
+    print(f"layer | [CLS] spread with the {kind} adapter | without | [CLS] attention on prefix tokens")
+    for layer, (a, b, share) in enumerate(zip(with_adapter, without, on_prefix)):
+        print(f"{layer} | {a:.4f} | {b:.4f} | {share:.2f}")
     return 0
 
 

@@ -59,8 +59,9 @@ def test_cls_spread_reports_every_layer_with_and_without_the_adapter(tiny_bert_d
     assert cls_spread([str(tmp_path)]) == 0
     rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()[1:]]
     assert [int(r[0]) for r in rows] == list(range(model.config.num_hidden_layers + 1))
-    with_prefix, without = ([float(r[i]) for r in rows[1:]] for i in (1, 2))
+    with_prefix, without, on_prefix = ([float(r[i]) for r in rows[1:]] for i in (1, 2, 3))
     assert all(value >= 0 for value in with_prefix + without) and with_prefix != without  # the prefix is active
+    assert all(0 < share < 1 for share in on_prefix)  # [CLS] attends to the 4 prefix tokens and to the input
 
     # --init_seed: a fresh adapter of the saved config, seeded: the same numbers twice, not the saved adapter's
     assert cls_spread([str(tmp_path), "--init_seed", "7"]) == 0
