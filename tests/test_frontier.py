@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from benchmarks.frontier.plan import (METHODS, PROTOCOL_GRID, Run, build_plan, parse_lr_grid,  # noqa: E402
                                       resolve_methods)
-from benchmarks.frontier.report import pareto_frontier, select_lr, summarise  # noqa: E402
+from benchmarks.frontier.report import markdown, pareto_frontier, select_lr, summarise  # noqa: E402
 from experiments.conftest import glue_dir, tiny_bert_dir  # noqa: E402,F401  (fixtures)
 
 # ---------------------------------------------------------------------------
@@ -131,6 +131,9 @@ def test_summary_reports_test_mean_and_std_of_the_chosen_lr_over_seeds():
     (row,) = summarise(records)["stsb"]
     assert row["learning_rate"] == 1e-3 and row["seeds"] == [42, 43]
     assert row["test_mean"] == pytest.approx(85.0) and row["test_std"] == pytest.approx(2 ** 0.5)
+    assert "| 85.00 ± 1.41 |" in markdown(summarise(records), "cmd")
+    one_seed = summarise(records[:1])
+    assert "| 84.00 |" in markdown(one_seed, "cmd") and "±" not in markdown(one_seed, "cmd").split("## ")[1]
 
 
 @pytest.mark.parametrize("points, expected", [
@@ -257,6 +260,8 @@ def test_tiny_frontier_runs_records_resumes_and_reports(tiny_bert_dir, glue_dir,
         storage = record["storage"]
         assert storage["bytes_on_disk"] == storage["variants"][storage["format"]]["bytes_on_disk"] > 0
         assert record["head"]["bytes_on_disk"] > 0 and record["wall_time_seconds"] > 0
+        if record["family"] != "peft":
+            assert record["run_wall_time_seconds"] > 0
         assert "benchmarks.frontier" in record["reproduce"] and record["run_glue_argv"]
     pro = records["proadapter_bn32_k0.5"]
     assert pro["storage"]["format"] == "compact_bf16" and set(pro["storage"]["variants"]) == {"compact_bf16", "fp32"}

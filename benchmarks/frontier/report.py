@@ -68,9 +68,15 @@ def summarise(records: Sequence[dict], search_seeds: Optional[Sequence[int]] = N
     return dict(rows)
 
 
+def format_score(mean: float, std: float, seeds: int) -> str:
+    """``mean ± std`` over several seeds; one seed has no spread to show, so its mean stands alone."""
+    return f"{mean:.2f} ± {std:.2f}" if seeds > 1 else f"{mean:.2f}"
+
+
 def markdown(summary: Dict[str, List[dict]], command: str) -> str:
     lines = ["# Score per stored byte: the frontier", "", f"Command: `{command}`", "",
-             "Learning rate chosen on validation (mean over the search seeds), test mean ± sample std over seeds. "
+             "Learning rate chosen on validation (mean over the search seeds), test mean ± sample std over seeds "
+             "(no ± for one seed). "
              "Bytes: the adapter as its method saves it (ProPETL: compact export, bf16 prototype and range-coded "
              "masks), head excluded (its bytes are the last column). ★: on the Pareto frontier of test score "
              "against bytes.", ""]
@@ -83,7 +89,7 @@ def markdown(summary: Dict[str, List[dict]], command: str) -> str:
             others = ", ".join(f"{k} {v:,}" for k, v in r["other_formats"].items()) or "–"
             lines.append(f"| {METHODS[r['method']].label if r['method'] in METHODS else r['method']} | "
                          f"{r['learning_rate']:g} | {'/'.join(map(str, r['seeds']))} | {r['validation_mean']:.2f} | "
-                         f"{r['test_mean']:.2f} ± {r['test_std']:.2f} | {r['bytes']:,} ({r['format']}) | {others} | "
+                         f"{format_score(r['test_mean'], r['test_std'], len(r['seeds']))} | {r['bytes']:,} ({r['format']}) | {others} | "
                          f"{r['head_bytes']:,} | {'★' if r['on_frontier'] else ''} |")
         lines.append("")
     return "\n".join(lines)
