@@ -150,7 +150,8 @@ def test_no_job_starts_after_the_deadline_and_the_summary_is_still_written(tmp_p
     # An interpreter that runs the grid itself but makes every training job a 60 s sleep: with a 3 s deadline the
     # first job is stopped (SIGTERM to its process group) and the second never starts.
     python = tmp_path / "python"
-    python.write_text(f'#!/usr/bin/env bash\n[[ "$1" == -m ]] && exec {shlex.quote(sys.executable)} "$@"\nexec sleep 60\n')
+    python.write_text(f'#!/usr/bin/env bash\n[[ "$1" == -m ]] && exec {shlex.quote(sys.executable)} "$@"\n'
+                      'exec sleep 60\n')
     python.chmod(0o755)
     proc = grid(tmp_path, PYTHON=str(python), TASKS="rte", PAIRS="adapter", SEEDS="42", JOBS="1", DEADLINE_S="3",
                 ARCHIVE=str(tmp_path / "back" / "runs.tar.gz"))
