@@ -36,9 +36,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from transformers import AutoTokenizer, DataCollatorWithPadding, HfArgumentParser, TrainingArguments, set_seed
-
 from adapters import AdapterConfig
+from transformers import AutoTokenizer, DataCollatorWithPadding, HfArgumentParser, TrainingArguments, set_seed
 
 from ..configuration import is_propetl_config
 from ..data.glue import TASK_NAMES, GlueDataError, get_task, load_glue_dir, load_glue_online, tokenize_split
