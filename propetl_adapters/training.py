@@ -199,7 +199,9 @@ class MultiTaskMixin:
 
     Args (keyword, besides the trainer's own):
         task_names: the tasks in ``task_ids`` order (the multi-task adapter's ``tasks``).
-        train_datasets / eval_datasets: one dataset per task (each row with a ``task_ids`` column).
+        train_datasets / eval_datasets: one dataset per task that trains / is evaluated during training (each row
+            with a ``task_ids`` column): every task of ``task_names``, or some of them (tasks added to a trained
+            adapter train alone, while the old tasks are only tested).
         task_metrics: a ``TaskMetric`` per task.
         temperature: the sampling temperature T.
         heads_per_task: pass ``head=<task>`` to the model (AdapterHub models with one head per task).
@@ -210,7 +212,11 @@ class MultiTaskMixin:
                  eval_datasets: Dict[str, object], task_metrics: Dict[str, Callable], temperature: float = 10.0,
                  heads_per_task: bool = False, adapter_per_task: bool = False, **kwargs):
         self.task_names = list(task_names)
-        self.train_datasets = {t: train_datasets[t] for t in self.task_names}
+        unknown = [t for t in train_datasets if t not in self.task_names]
+        if unknown or not train_datasets:
+            raise ValueError(f"train_datasets must hold one or more of the tasks {self.task_names}; "
+                             f"got {list(train_datasets)}")
+        self.train_datasets = {t: train_datasets[t] for t in self.task_names if t in train_datasets}
         self.eval_datasets = {t: eval_datasets[t] for t in self.task_names if t in eval_datasets}
         self.task_metrics = task_metrics
         self.temperature = temperature
@@ -277,6 +283,20 @@ class MultiTaskMixin:
 
 class MultiTaskTrainer(MultiTaskMixin, ProPETLTrainer):
     """Encoder models with one head per task."""
+
+    def _load_heads(self, checkpoint: str):
+        # AdapterHub replaces every head it loads by a new module, trainable and on the CPU: keep each head's
+        # device and trainability (the old tasks' heads stay frozen when a task is added to a trained adapter).
+        before = {name: (next(head.parameters()).device, any(p.requires_grad for p in head.parameters()))
+                  for name, head in self.model.heads.items()}
+        super()._load_heads(checkpoint)
+        for name, (device, trainable) in before.items():
+            self.model.heads[name].to(device).requires_grad_(trainable)
+
+    def _load_best_model(self):
+        super()._load_best_model()
+        # AdapterTrainer reloads the best checkpoint's adapters only; the per-task heads trained with them.
+        self._load_heads(self.state.best_model_checkpoint)
 
 
 class MultiTaskSeq2SeqTrainer(MultiTaskMixin, ProPETLSeq2SeqTrainer):

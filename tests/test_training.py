@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 from transformers import TrainingArguments
 
 from propetl_adapters.serialization import adapter_masks, adapter_tensors
-from propetl_adapters.training import (ProPETLTrainer, TaskBatchSampler, mask_score_parameters, propetl_parameter_groups,
-                                       temperature_probabilities)
+from propetl_adapters.training import (MultiTaskTrainer, ProPETLTrainer, TaskBatchSampler, mask_score_parameters,
+                                       propetl_parameter_groups, temperature_probabilities)
 from tests.conftest import VARIANTS, build_adapter_model
 
 
@@ -116,6 +116,51 @@ def test_load_best_model_at_end_restores_the_best_checkpoint(tmp_path):
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert all(torch.equal(m.binary(), adapter_masks(reference, "task")[p].binary())
                for p, m in adapter_masks(model, "task").items())
+
+
+class ToyTaskDataset(ToyDataset):
+    def __init__(self, task_id, n=16, seed=0):
+        super().__init__(n, seed)
+        self.task_id = task_id
+
+    def __getitem__(self, i):
+        return {**super().__getitem__(i), "task_ids": self.task_id}
+
+
+def _two_head_trainer(tmp_path, train_tasks):
+    model = build_adapter_model("bert", "proadapter[reduction_factor=8,tasks=a|b]", head=False)
+    for task in ("a", "b"):
+        model.add_classification_head(task, num_labels=2)
+    data = {t: ToyTaskDataset(i, seed=i) for i, t in enumerate(("a", "b"))}
+    return MultiTaskTrainer(model=model, args=_args(tmp_path, remove_unused_columns=False), task_names=["a", "b"],
+                            train_datasets={t: data[t] for t in train_tasks}, eval_datasets=data, task_metrics={},
+                            heads_per_task=True)
+
+
+def test_multi_task_trainer_trains_a_subset_of_its_tasks_and_refuses_unknown_ones(tmp_path):
+    trainer = _two_head_trainer(tmp_path, ["b"])
+    assert list(trainer.train_datasets) == ["b"] and len(trainer.train_dataset) == 16
+    assert {batch["task_ids"].unique().item() for batch in trainer.get_train_dataloader()} == {1}
+    with pytest.raises(ValueError, match="one or more of the tasks"):
+        MultiTaskTrainer(model=trainer.model, args=trainer.args, task_names=["a", "b"],
+                         train_datasets={"c": ToyTaskDataset(0)}, eval_datasets={}, task_metrics={})
+
+
+def test_best_model_brings_back_the_per_task_heads_keeping_their_trainability(tmp_path):
+    trainer = _two_head_trainer(tmp_path, ["a", "b"])
+    heads = trainer.model.heads
+    heads["a"].requires_grad_(False)
+    best = str(tmp_path / "checkpoint-1")
+    trainer._save(best)
+    saved = {name: p.detach().clone() for name, p in heads.named_parameters()}
+    with torch.no_grad():
+        for parameter in heads.parameters():
+            parameter.add_(1.0)
+    trainer.state.best_model_checkpoint = best
+    trainer._load_best_model()
+    assert all(torch.equal(p, saved[name]) for name, p in trainer.model.heads.named_parameters())
+    assert not any(p.requires_grad for p in trainer.model.heads["a"].parameters())
+    assert all(p.requires_grad for p in trainer.model.heads["b"].parameters())
 
 
 def test_temperature_probabilities_follow_the_formula():

@@ -212,24 +212,29 @@ def per_task_adapters_storage(model, tasks: Sequence[str], head_parameters: int)
 def train_test_and_record(trainer, model, args, training_args, config, rows: dict, test_datasets: dict,
                           head_parameters: Sequence[torch.nn.Parameter], mask_kwargs: dict, started: float,
                           command_line: Optional[str], adapter_name: str,
-                          save_extra: Optional[Callable[[], None]] = None) -> dict:
+                          save_extra: Optional[Callable[[], None]] = None,
+                          more_results: Optional[Callable[[dict], dict]] = None) -> dict:
     """Train (resuming an unfinished run), score every task's test split, export and write the results.
 
     ``args`` is the runner's own argument dataclass (``tasks``, ``adapter_config``, ``adapter_per_task``,
-    ``delete_checkpoints``); ``save_extra`` saves what the runner adds to the folder (e.g. per-task heads)."""
+    ``delete_checkpoints``); ``save_extra`` saves what the runner adds to the folder (e.g. per-task heads);
+    ``more_results(test scores)`` gives fields the runner adds to the results or overrides (e.g. the tasks and
+    method of a run that adds tasks to a trained adapter). ``rows`` holds the splits of every task the run uses."""
 
     resume = None if training_args.overwrite_output_dir else resumable_checkpoint(training_args.output_dir)
     train_output = trainer.train(resume_from_checkpoint=resume)
     test = trainer.evaluate(test_datasets, metric_key_prefix="test")
     results = {"tasks": args.tasks, "method": method_label(config, args.adapter_per_task), "test": test,
                "test_average": test.get("test_average")}
+    if more_results is not None:
+        results.update(more_results(test))
     if not trainer.is_world_process_zero():
         return results
     if save_extra is not None:
         save_extra()
     results.update({
         "seed": training_args.seed, "adapter_config": args.adapter_config,
-        "examples": {t: {s: len(rows[t][s]) for s in rows[t]} for t in args.tasks},
+        "examples": {t: {s: len(rows[t][s]) for s in rows[t]} for t in rows},
         "training": {"train_loss": train_output.training_loss, "resumed_from_checkpoint": resume,
                      **({"train_loss_note": RESUMED_TRAIN_LOSS_NOTE} if resume is not None else {}),
                      "learning_rate": training_args.learning_rate,
@@ -238,5 +243,5 @@ def train_test_and_record(trainer, model, args, training_args, config, rows: dic
         "arguments": json.loads(json.dumps({type(args).__name__: dataclasses.asdict(args),
                                             "training": training_args.to_sanitized_dict()}, default=str)),
     })
-    return export_and_record(model, trainer, adapter_name, config, args.tasks, training_args.output_dir,
+    return export_and_record(model, trainer, adapter_name, config, results["tasks"], training_args.output_dir,
                              head_parameters, results, args.delete_checkpoints, per_task=args.adapter_per_task)
