@@ -280,3 +280,12 @@ def test_tiny_frontier_runs_records_resumes_and_reports(tiny_bert_dir, glue_dir,
     assert main(argv) == 0
     assert capsys.readouterr().out.count("finished earlier, skipped") == 4
     assert {p: p.stat().st_mtime_ns for p in (out / "records").glob("*.json")} == stamps
+
+
+def test_progress_names_the_run_time_of_a_run_folder_picked_up_again():
+    from benchmarks.frontier.cli import _run_time
+
+    assert _run_time({"wall_time_seconds": 16.0, "run_wall_time_seconds": 1800.0}) == \
+        " (its run_glue.py run took 1800 s)"
+    assert _run_time({"wall_time_seconds": 1850.0, "run_wall_time_seconds": 1800.0}) == ""  # trained in this call
+    assert _run_time({"wall_time_seconds": 900.0}) == ""  # PEFT runs have no run_glue.py time

@@ -103,7 +103,15 @@ def run_all(settings: Settings, runs: List[Run], progress: Progress, failures: L
         storage = record["storage"]
         progress.report(r, f"validation {record['main_metric']} {record['validation_score']:.2f}, test "
                            f"{record['test_score']:.2f}, {storage['bytes_on_disk']:,} bytes ({storage['format']}) "
-                           f"in {record['wall_time_seconds']:.0f} s", time.time() - started)
+                           f"in {record['wall_time_seconds']:.0f} s{_run_time(record)}", time.time() - started)
+
+
+def _run_time(record: dict) -> str:
+    """run_glue.py's own time, when it differs from this call's (a finished run folder picked up again)."""
+    run_seconds = record.get("run_wall_time_seconds")
+    if run_seconds is None or run_seconds <= record["wall_time_seconds"]:
+        return ""
+    return f" (its run_glue.py run took {run_seconds:.0f} s)"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
