@@ -106,10 +106,20 @@ def test_dry_run_selects_tasks_pairs_seeds_epochs_and_skips_finished_runs(tmp_pa
     ({"DEADLINE_S": "0"}, "DEADLINE_S must be a positive number"),
     ({"GLUE_DIR": "/nonexistent/glue"}, "GLUE_DIR=/nonexistent/glue is not a folder"),
 ])
-def test_bad_settings_stop_with_a_clear_message(env, message, tmp_path):
-    proc = grid(tmp_path, DRY_RUN="1", **env)
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("gpu_table1: error:") and message in proc.stderr
+def test_bad_settings_stop_with_a_clear_message(env, message, tmp_path, monkeypatch, capsys):
+    # In process (the script's own path is covered by the dry-run tests): each subprocess would import torch again.
+    from benchmarks.parallel_grid import main
+
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "glue").mkdir()
+    settings = {"OUTPUT_DIR": str(tmp_path / "out"), "MODEL": "/models/minilm", "GLUE_DIR": str(tmp_path / "glue"),
+                "DEVICE": "cpu", "DRY_RUN": "1", **env}
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    assert main([]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("gpu_table1: error:") and message in stderr
 
 
 @pytest.mark.slow
