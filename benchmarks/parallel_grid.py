@@ -43,6 +43,8 @@ sys.path.insert(0, REPO_ROOT)
 from propetl_adapters.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: E402
 from propetl_adapters.experiments.run_folder import ARGUMENTS_FILE, DONE_FILE, RESULTS_FILE  # noqa: E402
 
+from benchmarks.protocol import protocol_flags  # noqa: E402
+
 # pair name -> ((run folder name, adapter config, mask learning rate), (plain counterpart ...)); the configs and
 # rates of scripts/evidence_minilm.sh (table1:TASK and variants:TASK).
 PAIRS = {
@@ -134,15 +136,10 @@ def build_jobs(args) -> List[Job]:
                     for method, config, mask_lr in PAIRS[pair]:
                         run = f"{task}/{method}/seed{seed}"
                         command = [
-                            args.python, os.path.join(REPO_ROOT, "run_glue.py"), "--model_name_or_path", args.model,
-                            "--task_name", task, "--glue_dir", args.glue_dir, "--train_adapter",
-                            "--adapter_config", config, "--mask_learning_rate", mask_lr, "--learning_rate", "1e-3",
-                            "--weight_decay", "0.1", "--warmup_ratio", "0.1", "--num_train_epochs", f"{epochs:g}",
-                            "--per_device_train_batch_size", "32", "--per_device_eval_batch_size", "64",
-                            "--max_seq_length", "128", "--seed", str(seed), "--eval_strategy", "epoch",
-                            "--save_strategy", "epoch", "--head_layers", "1",
-                            "--output_dir", os.path.join(args.output_dir, run), "--report_to", "none",
-                            "--delete_checkpoints", "--disable_tqdm", "true", *precision, *rows, *args.extra]
+                            args.python, os.path.join(REPO_ROOT, "run_glue.py"),
+                            *protocol_flags(args.model, task, args.glue_dir, seed, os.path.join(args.output_dir, run)),
+                            "--train_adapter", "--adapter_config", config, "--mask_learning_rate", mask_lr,
+                            "--num_train_epochs", f"{epochs:g}", *precision, *rows, *args.extra]
                         jobs.append(Job(task, pair, method, seed, epochs, run, command))
     return jobs
 

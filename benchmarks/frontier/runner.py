@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from benchmarks.compact_accuracy import evaluate_model, load_test_split
+from benchmarks.protocol import protocol_flags
 
 from ._project import atomic_write_json, load_adapter_model, parse_arguments, run, save_compact, storage_report
 from .plan import MASK_LR_RATIO, METHODS, Method, Run
@@ -59,14 +60,9 @@ def protocol_argv(settings: Settings, r: Run) -> List[str]:
     """run_glue.py arguments of the protocol in docs/results.md, shared by every method."""
     from .plan import TASK_EPOCHS
 
-    argv = ["--model_name_or_path", settings.model, "--task_name", r.task, "--glue_dir", settings.glue_dir,
-            "--learning_rate", f"{r.learning_rate:g}", "--weight_decay", "0.1", "--warmup_ratio", "0.1",
-            "--per_device_train_batch_size", str(settings.train_batch_size),
-            "--per_device_eval_batch_size", str(settings.eval_batch_size),
-            "--max_seq_length", str(settings.max_seq_length), "--seed", str(r.seed),
-            "--eval_strategy", "epoch", "--save_strategy", "epoch", "--head_layers", "1",
-            "--output_dir", run_dir(settings, r), "--report_to", "none", "--delete_checkpoints",
-            "--disable_tqdm", "true", "--use_cpu"]
+    argv = protocol_flags(settings.model, r.task, settings.glue_dir, r.seed, run_dir(settings, r),
+                          f"{r.learning_rate:g}", settings.train_batch_size, settings.eval_batch_size,
+                          settings.max_seq_length) + ["--use_cpu"]
     argv += sample_flags(settings)
     if settings.max_steps:
         argv += ["--max_steps", str(settings.max_steps)]
