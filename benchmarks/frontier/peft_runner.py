@@ -16,10 +16,9 @@ import os
 import time
 from typing import Dict, Optional
 
-import numpy as np
-
-from ._project import (HEAD_FILES, NO_DECAY_TYPES, limit_rows, prepare_training_args, bits_by_width, bls_bits, head_bytes,
-                       load_adapter_model, load_task_data, parse_arguments, tokenize_split)
+from ._project import (HEAD_FILES, NO_DECAY_TYPES, bits_by_width, bls_bits, head_bytes, limit_rows, load_adapter_model,
+                       load_task_data, parse_arguments, prepare_training_args, strip_prefix, tokenize_split,
+                       trainer_metrics)
 from .plan import VBLORA_SUBVECTORS, Method
 
 PEFT_INSTALL = "pip install 'propetl-adapters[peers]' (or pip install peft)"
@@ -162,12 +161,6 @@ def train_peft(argv, method: Method, command_line: Optional[str] = None) -> dict
     head_ids = {id(p) for p in head_params}
     module_parameters = sum(p.numel() for p in peft_model.parameters() if p.requires_grad and id(p) not in head_ids)
 
-    def compute_metrics(prediction) -> dict:
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        logits = np.asarray(logits)
-        predictions = logits.reshape(-1) if task.is_regression else logits.argmax(axis=-1)
-        return task.compute_metrics(predictions, np.asarray(prediction.label_ids).reshape(-1))
-
     trainable = {n: p for n, p in peft_model.named_parameters() if p.requires_grad}
     keep_best = _best_weights_callback(trainable, training_args.metric_for_best_model)
     groups = parameter_groups(peft_model, head_ids, learning_rate, head_learning_rate, weight_decay,
@@ -175,14 +168,12 @@ def train_peft(argv, method: Method, command_line: Optional[str] = None) -> dict
     optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(training_args, peft_model)
     trainer = Trainer(model=peft_model, args=training_args, train_dataset=datasets_["train"],
                       eval_dataset=datasets_["validation"], processing_class=tokenizer,
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=trainer_metrics(task),
                       callbacks=[keep_best], optimizers=(optimizer_cls(groups, **optimizer_kwargs), None))
     train_output = trainer.train()
     keep_best.restore()
-    strip = (lambda metrics, prefix: {k[len(prefix) + 1:] if k.startswith(prefix + "_") else k: v
-                                      for k, v in metrics.items()})
-    validation = strip(trainer.evaluate(datasets_["validation"], metric_key_prefix="eval"), "eval")
-    test = strip(trainer.predict(datasets_["test"], metric_key_prefix="test").metrics, "test")
+    validation = strip_prefix(trainer.evaluate(datasets_["validation"], metric_key_prefix="eval"), "eval")
+    test = strip_prefix(trainer.predict(datasets_["test"], metric_key_prefix="test").metrics, "test")
 
     out_dir = training_args.output_dir
     os.makedirs(out_dir, exist_ok=True)

@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -359,8 +359,20 @@ def prepare_training_args(training_args, task: TaskData, propetl_args: ProPETLAr
     return dataclasses.replace(training_args, **changes)
 
 
-def _strip_prefix(metrics: dict, prefix: str) -> dict:
+def strip_prefix(metrics: dict, prefix: str) -> dict:
+    """The Trainer's ``<prefix>_<name>`` metrics under their plain names."""
     return {k[len(prefix) + 1:] if k.startswith(prefix + "_") else k: v for k, v in metrics.items()}
+
+
+def trainer_metrics(task: TaskData) -> Callable[[Any], Dict[str, float]]:
+    """The Trainer's ``compute_metrics`` for ``task``: each row's logits become its prediction (the value for
+    regression, else the arg-max class) and the task's metrics score them against the labels."""
+    def compute_metrics(prediction) -> Dict[str, float]:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        logits = np.asarray(logits)
+        predictions = logits.reshape(-1) if task.is_regression else logits.argmax(axis=-1)
+        return task.compute_metrics(predictions, np.asarray(prediction.label_ids).reshape(-1))
+    return compute_metrics
 
 
 def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, propetl_args: ProPETLArguments,
@@ -477,15 +489,9 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
         logger.info("ddp_find_unused_parameters=%s%s", bool(unused),
                     f" ({len(unused)} trainable tensors get no gradient, e.g. {unused[0]})" if unused else "")
 
-    def compute_metrics(prediction) -> dict:
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        logits = np.asarray(logits)
-        predictions = logits.reshape(-1) if task.is_regression else logits.argmax(axis=-1)
-        return task.compute_metrics(predictions, np.asarray(prediction.label_ids).reshape(-1))
-
     trainer_kwargs = dict(model=model, args=training_args, train_dataset=datasets_["train"],
                           eval_dataset=datasets_["validation"], processing_class=tokenizer, data_collator=collator,
-                          compute_metrics=compute_metrics, callbacks=list(callbacks or []))
+                          compute_metrics=trainer_metrics(task), callbacks=list(callbacks or []))
     if adapter_config is not None:
         trainer = ProPETLTrainer(**trainer_kwargs, mask_learning_rate=propetl_args.mask_learning_rate,
                                  mask_weight_decay=propetl_args.mask_weight_decay)
@@ -493,8 +499,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
         trainer = Trainer(**trainer_kwargs)
 
     train_output = trainer.train(resume_from_checkpoint=resume_from)
-    validation_metrics = _strip_prefix(trainer.evaluate(datasets_["validation"], metric_key_prefix="eval"), "eval")
-    test_metrics = _strip_prefix(trainer.predict(datasets_["test"], metric_key_prefix="test").metrics, "test")
+    validation_metrics = strip_prefix(trainer.evaluate(datasets_["validation"], metric_key_prefix="eval"), "eval")
+    test_metrics = strip_prefix(trainer.predict(datasets_["test"], metric_key_prefix="test").metrics, "test")
 
     results: Dict[str, Any] = {
         "task": task.name, "method": method, "test": test_metrics, "validation": validation_metrics,
