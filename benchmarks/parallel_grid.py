@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import shlex
 import signal
@@ -41,7 +40,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from propetl_adapters.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: E402
-from propetl_adapters.experiments.run_folder import ARGUMENTS_FILE, DONE_FILE, RESULTS_FILE  # noqa: E402
+from propetl_adapters.experiments.run_folder import (ARGUMENTS_FILE, DONE_FILE, RESULTS_FILE, ResultsError,  # noqa: E402
+                                                     is_done, read_results)
 
 from benchmarks.protocol import protocol_flags  # noqa: E402
 
@@ -178,10 +178,10 @@ def describe_device(device: str) -> dict:
 
 def read_test_scores(run_dir: str) -> Optional[Dict[str, float]]:
     try:
-        with open(os.path.join(run_dir, RESULTS_FILE), encoding="utf-8") as handle:
-            return {k: float(v) for k, v in json.load(handle).get("test", {}).items() if isinstance(v, (int, float))}
-    except (OSError, ValueError):
+        results = read_results(run_dir)
+    except ResultsError:
         return None
+    return {k: float(v) for k, v in results.get("test", {}).items() if isinstance(v, (int, float))}
 
 
 def summary_markdown(summary: dict) -> str:
@@ -307,7 +307,7 @@ def run_jobs(args, jobs: List[Job], records: Records) -> int:
         job.wall_s = time.time() - start - job.started_s
         job.returncode = returncode
         handles.pop(job).close()
-        done = os.path.isfile(os.path.join(args.output_dir, job.run, DONE_FILE))
+        done = is_done(os.path.join(args.output_dir, job.run))
         job.status = status or ("finished" if returncode == 0 and done else "failed")
         if job.status == "finished":
             job.test = read_test_scores(os.path.join(args.output_dir, job.run))
@@ -450,7 +450,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     jobs = build_jobs(args)
     for job in jobs:
-        if os.path.isfile(os.path.join(args.output_dir, job.run, DONE_FILE)):
+        if is_done(os.path.join(args.output_dir, job.run)):
             job.status = "skipped"
             job.test = read_test_scores(os.path.join(args.output_dir, job.run))
     todo = [j for j in jobs if j.status == "pending"]
