@@ -410,8 +410,9 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     args.tasks = words(args.tasks, "TASKS", TASKS)
     args.pairs = words(args.pairs, "PAIRS", tuple(PAIRS))
     args.seeds = seeds_of(args.seeds)
-    for name, value, kind in (("EPOCHS", args.epochs, float), ("JOBS", args.jobs, int),
-                              ("THREADS", args.threads, int), ("DEADLINE_S", args.deadline, float)):
+    for attribute, name, kind in (("epochs", "EPOCHS", float), ("jobs", "JOBS", int), ("threads", "THREADS", int),
+                                  ("deadline", "DEADLINE_S", float)):
+        value = getattr(args, attribute)
         if value is None:
             continue
         try:
@@ -420,8 +421,7 @@ def parse_args(argv: Optional[Sequence[str]] = None):
             number = 0
         if number <= 0:
             raise GridError(f"{name} must be a positive {'integer' if kind is int else 'number'}, got '{value}'")
-        setattr(args, {"EPOCHS": "epochs", "JOBS": "jobs", "THREADS": "threads", "DEADLINE_S": "deadline"}[name],
-                number)
+        setattr(args, attribute, number)
     if not os.path.isdir(args.glue_dir):
         raise GridError(f"GLUE_DIR={args.glue_dir} is not a folder; expected the GLUE TSV folders "
                         "(<Task>/train.tsv, dev.tsv)")
