@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from benchmarks.frontier.plan import (METHODS, PROTOCOL_GRID, Run, build_plan, parse_lr_grid,  # noqa: E402
                                       resolve_methods)
-from benchmarks.frontier.report import markdown, pareto_frontier, select_lr, summarise  # noqa: E402
+from benchmarks.frontier.report import goal_check, markdown, pareto_frontier, select_lr, summarise  # noqa: E402
 from experiments.conftest import glue_dir, tiny_bert_dir  # noqa: E402,F401  (fixtures)
 
 # ---------------------------------------------------------------------------
@@ -134,6 +134,31 @@ def test_summary_reports_test_mean_and_std_of_the_chosen_lr_over_seeds():
     assert "| 85.00 ± 1.41 |" in markdown(summarise(records), "cmd")
     one_seed = summarise(records[:1])
     assert "| 84.00 |" in markdown(one_seed, "cmd") and "±" not in markdown(one_seed, "cmd").split("## ")[1]
+
+
+def test_goal_compares_each_propetl_point_with_the_best_peer_of_no_more_bytes():
+    def seeds(method, family, size, scores):
+        return [_record(method, 1e-3, 42 + i, 80.0, score, family, size) for i, score in enumerate(scores)]
+
+    records = (seeds("prolora_r8", "propetl", 300, [84.0, 85.0, 86.0])  # mean 85
+               + seeds("proadapter_bn8_k0.5", "propetl", 100, [70.0])  # smaller than every peer
+               + seeds("proadapter_bn32_k0.1", "propetl", 900, [80.0, 80.0])
+               + seeds("peft_vblora", "peft", 250, [84.0, 84.0, 84.0])
+               + seeds("peft_fourierft_n1000", "peft", 200, [90.0, 90.0, 90.0])  # best of the small peers
+               + seeds("peft_vera_r1024", "peft", 400, [99.0, 99.0, 99.0]))  # larger than prolora: not compared
+    rows = summarise(records)["stsb"]
+    checks = {c["method"]: c for c in goal_check(rows)}
+    assert checks["prolora_r8"]["peer"] == "peft_fourierft_n1000"
+    assert checks["prolora_r8"]["margin"] == pytest.approx(-5.0) and not checks["prolora_r8"]["reached"]
+    assert checks["proadapter_bn8_k0.5"]["peer"] is None and not checks["proadapter_bn8_k0.5"]["reached"]
+    assert checks["proadapter_bn32_k0.1"]["peer"] == "peft_vera_r1024" and checks["proadapter_bn32_k0.1"]["seeds"] == 2
+    text = markdown(summarise(records), "cmd")
+    assert "not tested (smaller than every peer)" in text and "open (fewer than 3 seeds)" in text
+
+    beaten = [r for r in records if r["method"] != "peft_fourierft_n1000"]
+    check = {c["method"]: c for c in goal_check(summarise(beaten)["stsb"])}["prolora_r8"]
+    assert check["peer"] == "peft_vblora" and check["margin"] == pytest.approx(1.0) and check["reached"]
+    assert "| reached |" in markdown(summarise(beaten), "cmd")
 
 
 @pytest.mark.parametrize("points, expected", [

@@ -68,6 +68,56 @@ def summarise(records: Sequence[dict], search_seeds: Optional[Sequence[int]] = N
     return dict(rows)
 
 
+# Issue 16's goal: a ProPETL point scoring at least the best peer of no more bytes, measured on this many seeds.
+GOAL_SEEDS = 3
+
+
+def goal_check(rows: Sequence[dict]) -> List[dict]:
+    """For each ProPETL row of one task: the best peer (any other family) of no more bytes, and the margin.
+
+    ``margin`` is the ProPETL mean minus that peer's mean (None when no peer is that small: the point is then
+    on the frontier by size alone, which the goal does not count). ``reached``: margin >= 0 with both rows
+    measured on at least GOAL_SEEDS seeds; ``noise`` is the larger of the two seed stds (0 for one seed)."""
+    peers = [r for r in rows if r["family"] != "propetl"]
+    checks = []
+    for row in sorted((r for r in rows if r["family"] == "propetl"), key=lambda r: r["bytes"]):
+        smaller = [p for p in peers if p["bytes"] <= row["bytes"]]
+        best = max(smaller, key=lambda p: p["test_mean"], default=None)
+        margin = None if best is None else row["test_mean"] - best["test_mean"]
+        seeds = min(len(row["seeds"]), len(best["seeds"])) if best else len(row["seeds"])
+        checks.append({"method": row["method"], "bytes": row["bytes"], "test_mean": row["test_mean"],
+                       "peer": best["method"] if best else None, "peer_bytes": best["bytes"] if best else None,
+                       "peer_test_mean": best["test_mean"] if best else None, "margin": margin, "seeds": seeds,
+                       "noise": max(row["test_std"], best["test_std"]) if best else row["test_std"],
+                       "reached": margin is not None and margin >= 0 and seeds >= GOAL_SEEDS})
+    return checks
+
+
+def _goal_lines(rows: Sequence[dict]) -> List[str]:
+    checks = goal_check(rows)
+    if not checks:
+        return []
+    lines = [f"Goal (issue 16): each ProPETL point against the best peer of no more bytes; reached when its "
+             f"mean is at least the peer's, both on {GOAL_SEEDS} or more seeds.", "",
+             "| ProPETL point | bytes | test | best peer of no more bytes | its bytes | its test | margin | seeds "
+             "| larger seed std | goal |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---|"]
+    for c in checks:
+        if c["peer"] is None:
+            lines.append(f"| {_label(c['method'])} | {c['bytes']:,} | {c['test_mean']:.2f} | none this small | – | – "
+                         f"| – | {c['seeds']} | – | not tested (smaller than every peer) |")
+            continue
+        verdict = ("reached" if c["reached"] else
+                   "not reached" if c["seeds"] >= GOAL_SEEDS else f"open (fewer than {GOAL_SEEDS} seeds)")
+        lines.append(f"| {_label(c['method'])} | {c['bytes']:,} | {c['test_mean']:.2f} | {_label(c['peer'])} | "
+                     f"{c['peer_bytes']:,} | {c['peer_test_mean']:.2f} | {c['margin']:+.2f} | {c['seeds']} | "
+                     f"{c['noise']:.2f} | {verdict} |")
+    return lines + [""]
+
+
+def _label(method: str) -> str:
+    return METHODS[method].label if method in METHODS else method
+
+
 def format_score(mean: float, std: float, seeds: int) -> str:
     """``mean ± std`` over several seeds; one seed has no spread to show, so its mean stands alone."""
     return f"{mean:.2f} ± {std:.2f}" if seeds > 1 else f"{mean:.2f}"
@@ -87,11 +137,12 @@ def markdown(summary: Dict[str, List[dict]], command: str) -> str:
                   "|---|---:|---|---:|---:|---:|---|---:|---|"]
         for r in sorted(rows, key=lambda r: r["bytes"]):
             others = ", ".join(f"{k} {v:,}" for k, v in r["other_formats"].items()) or "–"
-            lines.append(f"| {METHODS[r['method']].label if r['method'] in METHODS else r['method']} | "
+            lines.append(f"| {_label(r['method'])} | "
                          f"{r['learning_rate']:g} | {'/'.join(map(str, r['seeds']))} | {r['validation_mean']:.2f} | "
                          f"{format_score(r['test_mean'], r['test_std'], len(r['seeds']))} | {r['bytes']:,} ({r['format']}) | {others} | "
                          f"{r['head_bytes']:,} | {'★' if r['on_frontier'] else ''} |")
         lines.append("")
+        lines += _goal_lines(rows)
     return "\n".join(lines)
 
 
@@ -114,7 +165,7 @@ def plot(summary: Dict[str, List[dict]], out_dir: str) -> List[str]:
                 axes.errorbar([r["bytes"] for r in members], [r["test_mean"] for r in members],
                               yerr=[r["test_std"] for r in members], fmt="o", color=colour, capsize=3, label=family)
         for r in rows:
-            axes.annotate(METHODS[r["method"]].label if r["method"] in METHODS else r["method"],
+            axes.annotate(_label(r["method"]),
                           (r["bytes"], r["test_mean"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
         front = sorted((r for r in rows if r["on_frontier"]), key=lambda r: r["bytes"])
         axes.step([r["bytes"] for r in front], [r["test_mean"] for r in front], where="post", color="black",
