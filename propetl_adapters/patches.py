@@ -13,6 +13,7 @@ from typing import Mapping
 import adapters.utils
 from adapters.composition import parse_composition
 from adapters.configuration.adapter_config import ADAPTER_CONFIG_MAP, AdapterConfig, BnConfig, LoRAConfig
+from adapters.heads import ModelWithFlexibleHeadsAdaptersMixin
 from adapters.loading import AdapterLoader, PredictionHeadLoader
 from adapters.methods.bottleneck import BottleneckLayer
 from adapters.methods.lora import LoRALayer, LoRAMergedLinear
@@ -20,6 +21,7 @@ from adapters.methods.prefix_tuning import PrefixTuningPool
 from adapters.model_mixin import ModelAdaptersMixin
 from adapters.trainer import AdapterTrainer
 
+from .heads import MEAN_POOLED_HEAD, register_heads
 from .configuration import (BASELINE_CONFIGS, PROPETL_CONFIGS, HyperformerConfig, ProAdapterConfig, ProLoRAConfig,
                             ProPrefixConfig, is_propetl_config)
 from .methods.adapter import ProAdapter
@@ -264,6 +266,14 @@ def _model_load_adapter(self, adapter_name_or_path, config=None, version=None, m
 
 
 # Reason: trainer checkpoints must keep float scores so a resumed run continues exactly.
+# Reason: AdapterHub keeps custom head types per model, so a saved mean-pooled head (heads.py) would not load
+# on a fresh model; the built-in head types need no such step, and neither should ours.
+def _add_prediction_head_from_config(self, head_name, config, overwrite_ok=False, set_active=True):
+    if config.get("head_type") == MEAN_POOLED_HEAD and MEAN_POOLED_HEAD not in self.custom_heads:
+        register_heads(self)
+    return _upstream_add_prediction_head_from_config(self, head_name, config, overwrite_ok, set_active)
+
+
 def _trainer_save(self, output_dir=None, state_dict=None):
     with training_checkpoint():
         return _upstream_trainer_save(self, output_dir, state_dict)
@@ -283,6 +293,8 @@ _upstream_model_load_adapter = _patch(ModelAdaptersMixin, "load_adapter", _model
 _upstream_trainer_save = _patch(AdapterTrainer, "_save", _trainer_save)
 _upstream_parse_config_string = _patch(adapters.utils, "parse_adapter_config_string", _parse_config_string)
 _upstream_train_adapter = _patch(ModelAdaptersMixin, "train_adapter", _train_adapter)
+_upstream_add_prediction_head_from_config = _patch(ModelWithFlexibleHeadsAdaptersMixin,
+                                                   "add_prediction_head_from_config", _add_prediction_head_from_config)
 
 PATCHED_TARGETS = [(owner, attribute) for owner, attribute in _originals]
 

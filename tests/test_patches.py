@@ -11,6 +11,7 @@ import inspect
 import adapters
 import pytest
 from adapters.context import ForwardContext
+from adapters.heads import ClassificationHead, ModelWithFlexibleHeadsAdaptersMixin
 from adapters.loading import AdapterLoader, PredictionHeadLoader
 from adapters.methods.lora import LoRA, LoRALinear, LoRAMergedLinear
 from adapters.methods.modeling import Adapter
@@ -35,6 +36,7 @@ PATCHED = {
     "adapters.model_mixin.ModelAdaptersMixin.train_adapter": "c78ec33dd193a7ed",
     "adapters.model_mixin.ModelAdaptersMixin.save_adapter": "b452108e7000f974",
     "adapters.model_mixin.ModelAdaptersMixin.load_adapter": "96dae66d7a174d4f",
+    "adapters.heads.model_mixin.ModelWithFlexibleHeadsAdaptersMixin.add_prediction_head_from_config": "ec4e59e8f032d227",
 }
 
 # Upstream code our modules rely on without patching it, with what it must keep doing.
@@ -56,6 +58,9 @@ RELIED_ON = {
     (ModelWithHeadsAdaptersMixin, "save_adapter"): "63f7aadcb58023a0",  # head saved by a custom weights loader
     (ModelWithHeadsAdaptersMixin, "load_adapter"): "1e618dda3f3ab7ab",  # head loaded by a custom weights loader
     (PredictionHeadLoader, "load"): "48a7a5934d7c85a3",  # which head file it reads; lenient state-dict load
+    (ClassificationHead, "forward"): "ba838ac6fbae4c35",  # uses cls_output when given (heads.py: the token mean)
+    (ModelWithFlexibleHeadsAdaptersMixin, "add_custom_head"): "82b56f473da2b655",  # records head_type in the config
+    (ModelWithFlexibleHeadsAdaptersMixin, "forward_head"): "354d01cae5dc1c6a",  # passes attention_mask to the head
 }
 
 

@@ -16,9 +16,9 @@ import os
 import time
 from typing import Dict, Optional
 
-from ._project import (HEAD_FILES, NO_DECAY_TYPES, bits_by_width, bls_bits, head_bytes, limit_rows, load_adapter_model,
-                       load_task_data, parse_arguments, prepare_training_args, strip_prefix, tokenize_split,
-                       trainer_metrics)
+from ._project import (HEAD_FILES, NO_DECAY_TYPES, add_task_head, bits_by_width, bls_bits, head_bytes, limit_rows,
+                       load_adapter_model, load_task_data, parse_arguments, prepare_training_args, strip_prefix,
+                       tokenize_split, trainer_metrics)
 from .plan import VBLORA_SUBVECTORS, Method
 
 PEFT_INSTALL = "pip install 'propetl-adapters[peers]' (or pip install peft)"
@@ -150,8 +150,7 @@ def train_peft(argv, method: Method, command_line: Optional[str] = None) -> dict
     datasets_ = {split: tokenize_split(split_rows, tokenizer, data_args.max_seq_length, data_args.pad_to_max_length,
                                       task.is_regression) for split, split_rows in rows.items()}
     name = task.name
-    model.add_classification_head(name, num_labels=task.num_labels, layers=propetl_args.head_layers,
-                                  id2label=dict(enumerate(task.label_names)) if task.label_names else None)
+    add_task_head(model, task, propetl_args)
     model.active_head = name
     config = peft_config(method, model.config.hidden_size)
     peft_model = peft.get_peft_model(model, config)

@@ -37,6 +37,7 @@ from ..data.glue import TASK_NAMES, GlueDataError, GlueTask, get_task, load_glue
 from ..data.metrics import accuracy, compute_glue_metrics, f1, pearson, spearmanr
 from ..data.splits import DEFAULT_SPLIT_SEED, paper_splits
 from ..data.text_files import load_text_files
+from ..heads import POOLINGS, add_classification_head
 from ..training import ProPETLTrainer, trainable_parameter_count
 from .common import (FULL_FINETUNING, ExperimentError, configure_logging, eject_plain_prefix, freeze_layer_norms,
                      is_plain_reparametrised_prefix, load_adapter_model, plain_method_name, read_json_arguments,
@@ -110,12 +111,23 @@ class ProPETLArguments:
     head_layers: int = field(
         default=2, metadata={"help": "Classification head depth: 1 = one linear layer (d x labels), "
                                      "2 = AdapterHub's default (d x d, tanh, d x labels)."})
+    pooling: str = field(
+        default="cls", metadata={"help": "What the head reads: cls = the first token (AdapterHub's head), mean = "
+                                         "the mean of the real tokens (how sentence encoders such as "
+                                         "all-MiniLM-L6-v2 are trained to be read).", "choices": POOLINGS})
     paper_epochs: bool = field(
         default=False, metadata={"help": "Train for the paper's number of epochs of the GLUE task (20 for CoLA, "
                                          "RTE, MRPC, STS-B; 10 for the others); overrides --num_train_epochs."})
     delete_checkpoints: bool = field(
         default=False, metadata={"help": "Delete the checkpoint-* folders once the run has finished (the "
                                          "exported adapter and all_results.json are kept)."})
+
+
+def add_task_head(model, task: GlueTask, propetl_args: ProPETLArguments) -> None:
+    """The task's classification head, named after the task, as --head_layers and --pooling say."""
+    add_classification_head(model, task.name, num_labels=task.num_labels, layers=propetl_args.head_layers,
+                            pooling=propetl_args.pooling,
+                            id2label=dict(enumerate(task.label_names)) if task.label_names else None)
 
 
 # ---------------------------------------------------------------------------
@@ -460,9 +472,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
                      for name, rows in (("train", train_rows), ("validation", validation_rows), ("test", test_rows))}
 
     name = task.name
-    id2label = dict(enumerate(task.label_names)) if task.label_names else None
-    model.add_classification_head(name, num_labels=task.num_labels, layers=propetl_args.head_layers,
-                                  id2label=id2label)
+    add_task_head(model, task, propetl_args)
     layer_norms_frozen = 0
     if adapter_config is not None:
         model.add_adapter(name, config=adapter_config)

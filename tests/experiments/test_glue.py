@@ -18,6 +18,7 @@ from propetl_adapters.experiments.common import ExperimentError
 from propetl_adapters.experiments.glue import main, parse_arguments, run
 from propetl_adapters.experiments.run_folder import (ADAPTER_DIR, DONE_FILE, MODEL_DIR, RESULTS_FILE,
                                                      RESUMED_TRAIN_LOSS_NOTE, checkpoint_folders)
+from propetl_adapters.heads import MEAN_POOLED_HEAD
 from propetl_adapters.mask_io import MASK_FILE_NAME
 
 from .conftest import REPO_ROOT, assert_same_tensors, exported_tensors, write_tsv
@@ -137,15 +138,24 @@ def reloaded_test_loss(model_dir, run_dir) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", list(METHODS))
-def test_exported_adapter_reloads_with_the_trained_predictions(method, tiny_bert_dir, glue_dir, tmp_path):
+@pytest.mark.parametrize("method, pooling", [(method, "cls") for method in METHODS] + [("proprefix", "mean")])
+def test_exported_adapter_reloads_with_the_trained_predictions(method, pooling, tiny_bert_dir, glue_dir, tmp_path):
     """A fresh model with the exported adapter reproduces the test loss the run measured on its trained model
-    (an adapter whose weights are dropped on load, e.g. an ejected prefix, would score like a random one)."""
+    (an adapter whose weights are dropped on load, e.g. an ejected prefix, would score like a random one);
+    a mean-pooled head comes back as one (a first-token head would score otherwise)."""
     out = tmp_path / "run"
     extra = ["--mask_learning_rate", "5e-2"] if method.startswith("pro") else []
     results = run_argv(base_argv(tiny_bert_dir, out, glue_dir) + adapter_argv(METHODS[method]) + extra
-                       + ["--head_layers", "1", "--learning_rate", "5e-2"])
+                       + ["--head_layers", "1", "--learning_rate", "5e-2", "--pooling", pooling])
+    with open(out / ADAPTER_DIR / "head_config.json", encoding="utf-8") as handle:
+        head_type = json.load(handle)["config"]["head_type"]
+    assert head_type == {"cls": "classification", "mean": MEAN_POOLED_HEAD}[pooling]
     assert reloaded_test_loss(tiny_bert_dir, out) == pytest.approx(results["test"]["loss"], rel=1e-4, abs=1e-6)
+
+
+def test_pooling_must_be_cls_or_mean(tiny_bert_dir, glue_dir, tmp_path):
+    with pytest.raises(SystemExit):
+        run_argv(base_argv(tiny_bert_dir, tmp_path / "run", glue_dir) + ["--pooling", "max"])
 
 
 @pytest.mark.slow
