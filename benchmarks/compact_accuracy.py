@@ -1,11 +1,13 @@
-"""Test scores of trained run_glue.py adapters with the prototype stored in fp32, bfloat16 and float16.
+"""Test scores of trained run_glue.py adapters with the prototype stored in fp32, bfloat16, float16 and int8.
 
 For each run folder (``run_arguments.json`` and the exported ``adapter/``), the adapter is loaded as saved
-(fp32 prototype, 1-bit masks), then written with ``save_compact`` for each 16-bit dtype and loaded back from
-that folder, exactly as a user would ship it. Every variant is evaluated in fp32 on the run's test half, so
-the only difference between the rows is the stored prototype.
+(fp32 prototype, 1-bit masks), then written with ``save_compact`` for each compact format (16-bit floats, or
+int8 per row with a bfloat16 scale) and loaded back from that folder, exactly as a user would ship it. Every
+variant is evaluated in fp32 on the run's test half, so the only difference between the rows is the stored
+prototype.
 
     python -m benchmarks.compact_accuracy outputs/evidence/fixed/stsb/proadapter/seed42 [RUN ...] [--json FILE]
+        [--dtypes float32 int8]
 """
 
 import argparse
@@ -17,7 +19,7 @@ from typing import Dict, List
 import numpy as np
 import torch
 
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("float32", "bfloat16", "float16", "int8")
 
 
 def load_test_split(run_arguments: dict):
@@ -51,7 +53,7 @@ def evaluate_model(model, task, tokenizer, test, batch_size: int = 64) -> Dict[s
     return task.compute_metrics(np.concatenate(predictions), np.concatenate(labels))
 
 
-def measure(run_dir: str) -> List[dict]:
+def measure(run_dir: str, dtypes=DTYPES) -> List[dict]:
     from adapters import AutoAdapterModel
 
     import propetl_adapters  # noqa: F401  (registers the configs)
@@ -65,7 +67,7 @@ def measure(run_dir: str) -> List[dict]:
     exported = os.path.join(run_dir, "adapter")
     records = []
     with tempfile.TemporaryDirectory() as tmp:
-        for dtype in DTYPES:
+        for dtype in dtypes:
             folder = exported
             if dtype != "float32":
                 source = AutoAdapterModel.from_pretrained(model_path)
@@ -84,8 +86,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="run_glue.py output folders of ProPETL runs")
     parser.add_argument("--json", help="also write every record to this file")
+    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES),
+                        help="the prototype formats to measure (default: all; float32 is the export as saved)")
     args = parser.parse_args(argv)
-    records = [record for run in args.runs for record in measure(run)]
+    records = [record for run in args.runs for record in measure(run, args.dtypes)]
     if args.json:
         from propetl_adapters.atomic import atomic_write_json
         atomic_write_json(args.json, records)

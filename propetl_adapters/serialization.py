@@ -47,6 +47,10 @@ logger = logging.getLogger(__name__)
 _keep_training_state = contextvars.ContextVar("propetl_keep_training_state", default=False)
 _compact_dtype = contextvars.ContextVar("propetl_compact_dtype", default=None)
 COMPACT_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+# int8: every float tensor of two or more dimensions as int8 per row with a bfloat16 scale per row.
+INT8 = "int8"
+COMPACT_FORMATS = (*COMPACT_DTYPES, INT8)
+INT8_SCALE_SUFFIX = ".int8_row_scale"  # the scale of tensor KEY is stored as KEY + this suffix
 ADAPTER_CONTAINERS = ("adapters", "loras", "prefix_tunings", "shared_parameters")
 BASE_LAYER_NORMS_FILE = "base_layer_norms.safetensors"
 MANIFEST_KEY = "propetl_manifest"  # in adapter_config.json of every folder saved with a manifest
@@ -62,11 +66,11 @@ def training_checkpoint():
         _keep_training_state.reset(token)
 
 
-def compact_dtype(name: str) -> torch.dtype:
-    """The torch dtype of a compact export's prototype, by name ('bfloat16' or 'float16')."""
-    if name not in COMPACT_DTYPES:
-        raise ValueError(f"compact prototype dtype must be one of {sorted(COMPACT_DTYPES)}, got {name!r}.")
-    return COMPACT_DTYPES[name]
+def check_compact_format(name: str) -> str:
+    """``name`` if it is a compact prototype format ('bfloat16', 'float16' or 'int8'); else a ValueError."""
+    if name not in COMPACT_FORMATS:
+        raise ValueError(f"compact prototype dtype must be one of {sorted(COMPACT_FORMATS)}, got {name!r}.")
+    return name
 
 
 @contextlib.contextmanager
@@ -75,16 +79,56 @@ def compact_export(prototype_dtype: str = "bfloat16"):
     rounded to ``prototype_dtype`` and the masks range-coded near log2 C(numel, kept) bits. Loading needs nothing
     special; the loaded model equals the trained one with its prototype rounded the same way. Checkpoints
     (``training_checkpoint``) are never compact."""
-    token = _compact_dtype.set(compact_dtype(prototype_dtype))
+    token = _compact_dtype.set(check_compact_format(prototype_dtype))
     try:
         yield
     finally:
         _compact_dtype.reset(token)
 
 
-def compact_tensors(tensors: Dict[str, torch.Tensor], dtype: torch.dtype) -> Dict[str, torch.Tensor]:
-    """The tensors as a compact export stores them: every float in ``dtype``, everything else as it is."""
-    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+def compact_tensors(tensors: Dict[str, torch.Tensor], prototype_dtype: str) -> Dict[str, torch.Tensor]:
+    """The tensors as a compact export stores them; non-float tensors as they are.
+
+    bfloat16 / float16: every float in that dtype. int8: every float tensor of two or more dimensions as int8
+    codes per row (last dimension), symmetric, with the row's scale max|value| / 127 rounded to bfloat16 and
+    stored beside it (``KEY + INT8_SCALE_SUFFIX``); one-dimensional floats (biases) in bfloat16."""
+    if check_compact_format(prototype_dtype) != INT8:
+        dtype = COMPACT_DTYPES[prototype_dtype]
+        return {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    stored = {}
+    for key, value in tensors.items():
+        if not value.is_floating_point() or value.dim() < 2:
+            stored[key] = value.to(torch.bfloat16) if value.is_floating_point() else value
+            continue
+        rows = value.detach().float().reshape(-1, value.shape[-1])
+        scale = (rows.abs().amax(dim=1) / 127).to(torch.bfloat16)
+        divisor = torch.where(scale == 0, torch.ones_like(scale), scale).float().unsqueeze(1)
+        stored[key] = torch.round(rows / divisor).clamp(-127, 127).to(torch.int8).reshape(value.shape)
+        stored[key + INT8_SCALE_SUFFIX] = scale
+    return stored
+
+
+def expand_compact(tensors: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The values a compact file stands for: int8 rows times their scale (float32); other tensors unchanged."""
+    expanded = {}
+    for key, value in tensors.items():
+        if key.endswith(INT8_SCALE_SUFFIX):
+            continue
+        scale = tensors.get(key + INT8_SCALE_SUFFIX)
+        if scale is None:
+            expanded[key] = value
+        elif value.dtype != torch.int8 or scale.numel() != value.numel() // value.shape[-1]:
+            raise ValueError(f"tensor '{key}' has an int8 row scale but is {value.dtype} of shape "
+                             f"{tuple(value.shape)} with {scale.numel()} scales (expected int8, one scale per row).")
+        else:
+            rows = value.reshape(-1, value.shape[-1]).float() * scale.float().unsqueeze(1)
+            expanded[key] = rows.reshape(value.shape)
+    return expanded
+
+
+def round_as_compact(tensors: Dict[str, torch.Tensor], prototype_dtype: str) -> Dict[str, torch.Tensor]:
+    """The values a model holds after loading these tensors from a compact export in ``prototype_dtype``."""
+    return expand_compact(compact_tensors(tensors, prototype_dtype))
 
 
 def save_compact(model, save_directory: str, adapter_name: str, prototype_dtype: str = "bfloat16", **kwargs):
@@ -235,7 +279,7 @@ def save_propetl_adapter(loader, save_directory: str, adapter_name: str, meta_di
         metadata = {"adapter": adapter_name, "method": config.propetl_method, "training_state": keep,
                     "weights": {"file": weights_name, "sha256": hashlib.sha256(weights).hexdigest()}}
         if dtype is not None:
-            metadata["prototype_dtype"] = str(dtype).replace("torch.", "")
+            metadata["prototype_dtype"] = dtype
         write_mask_file(join(save_directory, MASK_FILE_NAME), metadata,
                         [(path, mask.binary(), mask.density) for path, mask in masks.items()],
                         coding="bits" if dtype is None else "range")
@@ -459,7 +503,10 @@ def load_propetl_adapter(loader, folder: str, requested_config=None, load_as: Op
                                 f"{mask_file.weights_sha256[:16]}..., but {weights_name} has {weights_sha256[:16]}... "
                                 "(masks and weights come from different saves).")
         mask_file.masks = {_rename(k, saved_name, adapter_name): v for k, v in mask_file.masks.items()}
-    tensors = {_rename(k, saved_name, adapter_name): v for k, v in tensors.items()}
+    try:
+        tensors = expand_compact({_rename(k, saved_name, adapter_name): v for k, v in tensors.items()})
+    except ValueError as err:
+        raise AdapterFolderError(f"{join(folder, weights_name)}: {err}") from err
 
     snapshot = LoadSnapshot(model, adapter_name)
     try:

@@ -25,7 +25,7 @@ from .mask_coding import encode_mask
 from .mask_io import MASK_FILE_NAME, read_mask_file
 from .methods.registry import method_of
 from .multitask import task_bank
-from .serialization import (COMPACT_DTYPES, adapter_layers, adapter_masks, adapter_tensors, compact_dtype,
+from .serialization import (COMPACT_FORMATS, adapter_layers, adapter_masks, adapter_tensors, check_compact_format,
                             compact_export, compact_tensors, export_state, read_saved_config)
 
 HEAD_FILES = {"head_config.json", "pytorch_model_head.bin", "model_head.safetensors"}
@@ -110,7 +110,7 @@ def _plain_figures(model, adapter_name: str, config, base: int) -> StorageFigure
 
 
 def saved_prototype_dtype(folder: str) -> Optional[str]:
-    """The prototype dtype of a compact export ('bfloat16' / 'float16'), None for a plain one."""
+    """The prototype format of a compact export ('bfloat16' / 'float16' / 'int8'), None for a plain one."""
     path = os.path.join(folder, MASK_FILE_NAME)
     return read_mask_file(path).header.get("prototype_dtype") if os.path.isfile(path) else None
 
@@ -134,7 +134,7 @@ def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None,
                          f"{type(config).__name__}).")
     if prototype_dtype is None and saved_folder is not None:
         prototype_dtype = saved_prototype_dtype(saved_folder)
-    dtype = compact_dtype(prototype_dtype) if prototype_dtype is not None else None
+    dtype = check_compact_format(prototype_dtype) if prototype_dtype is not None else None
     base = base_model_parameters(model)
     tensors, _ = export_state(model, adapter_name)
     groups = bits_by_width((compact_tensors(tensors, dtype) if dtype is not None else tensors).values())
@@ -265,9 +265,10 @@ def main(argv=None) -> int:
     parser.add_argument("--config", help="adapter config string when PATH is a model, e.g. 'proadapter[density=0.5]'")
     parser.add_argument("--model", help="the base model of a saved adapter folder (default: the model_name "
                                         "recorded in its adapter_config.json)")
-    parser.add_argument("--compact", metavar="DTYPE", choices=sorted(COMPACT_DTYPES),
-                        help="with --config: report the compact export (prototype in DTYPE, range-coded masks); a "
-                             "saved compact folder is reported as such without it")
+    parser.add_argument("--compact", metavar="DTYPE", choices=sorted(COMPACT_FORMATS),
+                        help="with --config: report the compact export (prototype in DTYPE: bfloat16, float16, or int8 "
+                             "per row with a bfloat16 scale; range-coded masks); a saved compact folder is reported "
+                             "as such without it")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     saved = read_saved_config(args.path) if os.path.isdir(args.path) else None

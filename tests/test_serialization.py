@@ -257,11 +257,11 @@ def test_proprefix_saved_before_joint_masks_reloads_with_separate_key_and_value_
         assert torch.equal(model_output(fresh.eval(), inputs), expected)
 
 
-@pytest.mark.parametrize("prototype_dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("prototype_dtype", ["bfloat16", "float16", "int8"])
 def test_compact_reload_equals_the_model_with_its_prototype_rounded(tmp_path, arch, variant, prototype_dtype):
-    # The reference: the plain (fp32) export loaded, then every stored float rounded to the compact dtype.
+    # The reference: the plain (fp32) export loaded, then every stored float rounded as the compact format does.
     from propetl_adapters.mask_io import RANGE_CODED_VERSION
-    from propetl_adapters.serialization import COMPACT_DTYPES, save_compact
+    from propetl_adapters.serialization import export_state, round_as_compact, save_compact
     model = _trained(arch, variant)
     inputs = model_inputs(arch)
     save_compact(model, str(tmp_path / "compact"), "task", prototype_dtype=prototype_dtype)
@@ -274,9 +274,9 @@ def test_compact_reload_equals_the_model_with_its_prototype_rounded(tmp_path, ar
     rounded.load_adapter(str(tmp_path / "plain"), set_active=True)
     with torch.no_grad():
         unrounded = model_output(rounded.eval(), inputs)
-        for tensor in adapter_tensors(rounded, "task").values():
-            if tensor.is_floating_point():
-                tensor.copy_(tensor.to(COMPACT_DTYPES[prototype_dtype]).float())
+        targets = adapter_tensors(rounded, "task")
+        for key, value in round_as_compact(export_state(rounded, "task")[0], prototype_dtype).items():
+            targets[key].copy_(value)
         assert torch.equal(model_output(compact.eval(), inputs), model_output(rounded, inputs))
     assert not torch.equal(model_output(compact, inputs), unrounded)  # the rounding is real
 
@@ -284,7 +284,47 @@ def test_compact_reload_equals_the_model_with_its_prototype_rounded(tmp_path, ar
 def test_compact_export_refuses_an_unknown_dtype(tmp_path):
     from propetl_adapters.serialization import save_compact
     with pytest.raises(ValueError, match="must be one of"):
-        save_compact(_trained("bert", "proadapter"), str(tmp_path), "task", prototype_dtype="int8")
+        save_compact(_trained("bert", "proadapter"), str(tmp_path), "task", prototype_dtype="int4")
+
+
+def test_int8_codes_each_row_with_its_own_scale_within_half_a_step():
+    from propetl_adapters.serialization import INT8_SCALE_SUFFIX, compact_tensors, expand_compact
+    torch.manual_seed(0)
+    weights = torch.randn(3, 5, 7) * torch.tensor([1e-3, 1.0, 50.0]).view(3, 1, 1)  # rows of very unlike size
+    weights[1, 2] = 0  # an all-zero row
+    tensors = {"w": weights, "bias": torch.randn(7), "ids": torch.arange(4)}
+    stored = compact_tensors(tensors, "int8")
+    assert stored["w"].dtype == torch.int8 and stored["w"].shape == (3, 5, 7)
+    scale = stored["w" + INT8_SCALE_SUFFIX]
+    assert scale.dtype == torch.bfloat16 and scale.shape == (15,)
+    assert stored["bias"].dtype == torch.bfloat16 and torch.equal(stored["ids"], tensors["ids"])
+    codes = stored["w"].reshape(15, 7).int()
+    nonzero = scale != 0
+    assert codes[nonzero].abs().amax(dim=1).ge(126).all()  # each row uses the whole range (bf16-rounded scale)
+    assert torch.equal(codes[~nonzero], torch.zeros_like(codes[~nonzero]))
+    back = expand_compact(stored)
+    assert set(back) == {"w", "bias", "ids"}
+    error = (back["w"] - weights).reshape(15, 7).abs()
+    assert (error <= scale.float().unsqueeze(1) / 2 + 1e-12).all()
+    assert torch.equal(back["bias"], stored["bias"])
+    stored["w" + INT8_SCALE_SUFFIX] = scale[:14]
+    with pytest.raises(ValueError, match="one scale per row"):
+        expand_compact(stored)
+
+
+def test_int8_storage_counts_codes_at_8_bits_and_scales_at_16(tmp_path):
+    from propetl_adapters.serialization import export_state, save_compact
+    from propetl_adapters.storage import storage_report
+    model = _trained("bert", "proadapter")
+    stored, _ = export_state(model, "task")
+    matrices = [v for v in stored.values() if v.is_floating_point() and v.dim() >= 2]
+    vectors = [v for v in stored.values() if v.is_floating_point() and v.dim() < 2]
+    save_compact(model, str(tmp_path), "task", prototype_dtype="int8")
+    report = storage_report(model, "task", saved_folder=str(tmp_path)).propetl
+    assert report.stored_parameters_by_bits[8] == sum(m.numel() for m in matrices)
+    assert report.stored_parameters_by_bits[16] == (sum(m.numel() // m.shape[-1] for m in matrices)
+                                                   + sum(v.numel() for v in vectors))
+    assert read_mask_file(str(tmp_path / MASK_FILE_NAME)).header["prototype_dtype"] == "int8"
 
 
 # --- integrity of every file and all-or-nothing loads (issue 17) ---

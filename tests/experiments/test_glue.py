@@ -373,7 +373,8 @@ def test_compact_accuracy_benchmark_scores_a_finished_run_at_each_prototype_dtyp
     assert [r["prototype_dtype"] for r in records] == list(DTYPES)
     assert all(set(r["test"]) >= {"accuracy"} for r in records)
     sizes = {r["prototype_dtype"]: r["adapter_bytes"] for r in records}
-    assert max(sizes["bfloat16"], sizes["float16"]) < sizes["float32"]
+    # int8 pays a bfloat16 scale per row: on this tiny model's short rows it need not beat 16 bits (on MiniLM it does)
+    assert max(sizes["bfloat16"], sizes["float16"], sizes["int8"]) < sizes["float32"]
 
 
 @pytest.mark.parametrize("flags, expected", [
