@@ -161,6 +161,26 @@ def test_goal_compares_each_propetl_point_with_the_best_peer_of_no_more_bytes():
     assert "| reached |" in markdown(summarise(beaten), "cmd")
 
 
+def test_a_further_compact_export_is_a_row_of_its_own_scored_by_its_reload():
+    def pro(seed, int8_score):
+        record = _record("proadapter_bn32_k0.1", 1e-3, seed, 80.0, 84.0, "propetl", 65000)
+        record["storage"] = {"format": "compact_bf16", "bytes_on_disk": 65000,
+                             "variants": {"compact_bf16": {"bytes_on_disk": 65000},
+                                          "compact_int8": {"bytes_on_disk": 42000}, "fp32": {"bytes_on_disk": 125000}}}
+        record["compact_test_scores"] = {"compact_bf16": 84.0, "compact_int8": int8_score}
+        return record
+
+    rows = {r["method"]: r for r in summarise([pro(42, 83.0), pro(43, 85.0)])["stsb"]}
+    int8 = rows["proadapter_bn32_k0.1@compact_int8"]
+    assert (int8["bytes"], int8["format"], int8["family"]) == (42000, "compact_int8", "propetl")
+    assert int8["test_mean"] == pytest.approx(84.0) and int8["test_std"] == pytest.approx(2 ** 0.5)
+    assert rows["proadapter_bn32_k0.1"]["bytes"] == 65000
+    assert "| ProAdapter bn 32, k 0.1, int8 |" in markdown(summarise([pro(42, 83.0), pro(43, 85.0)]), "cmd")
+    older = pro(44, 0.0)
+    del older["compact_test_scores"]  # a record measured before int8 existed: no int8 row from a partial set
+    assert "proadapter_bn32_k0.1@compact_int8" not in {r["method"] for r in summarise([pro(42, 83.0), older])["stsb"]}
+
+
 @pytest.mark.parametrize("points, expected", [
     ([(100, 80.0)], [0]),
     ([(100, 80.0), (200, 85.0), (50, 70.0)], [2, 0, 1]),  # each buys score with bytes: all on the frontier
@@ -289,14 +309,20 @@ def test_tiny_frontier_runs_records_resumes_and_reports(tiny_bert_dir, glue_dir,
             assert record["run_wall_time_seconds"] > 0
         assert "benchmarks.frontier" in record["reproduce"] and record["run_glue_argv"]
     pro = records["proadapter_bn32_k0.5"]
-    assert pro["storage"]["format"] == "compact_bf16" and set(pro["storage"]["variants"]) == {"compact_bf16", "fp32"}
+    assert pro["storage"]["format"] == "compact_bf16"
+    assert set(pro["storage"]["variants"]) == {"compact_bf16", "compact_int8", "fp32"}
     compact = pro["storage"]["variants"]["compact_bf16"]
     assert compact["values_by_bits"].get("16", 0) > 0 and "32" not in compact["values_by_bits"]
+    int8 = pro["storage"]["variants"]["compact_int8"]
+    assert int8["prototype_dtype"] == "int8" and int8["values_by_bits"].get("8", 0) > 0
     assert pro["compact_test_score"] == pytest.approx(pro["test_score"], abs=1.0)
+    assert pro["compact_test_scores"]["compact_bf16"] == pro["compact_test_score"]
+    assert pro["compact_test_scores"]["compact_int8"] == pytest.approx(pro["test_score"], abs=1.0)
     assert records["peft_vera_r1024"]["head_learning_rate"] == 1e-3
     assert set(records["peft_vera_r1024"]["storage"]["variants"]) == {"without_projection", "with_projection"}
     summary = (out / "summary.md").read_text()
     assert "ProAdapter bn 32, k 0.5" in summary and "VeRA" in summary and "★" in summary
+    assert "| ProAdapter bn 32, k 0.5, int8 |" in summary
     assert (out / "frontier_stsb.png").is_file() == (importlib.util.find_spec("matplotlib") is not None)
 
     # Run again: every record is finished, nothing is retrained or rewritten.

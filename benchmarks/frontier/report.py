@@ -61,6 +61,7 @@ def summarise(records: Sequence[dict], search_seeds: Optional[Sequence[int]] = N
                                              if k != first["storage"]["format"]},
                            "head_bytes": first["head"]["bytes_on_disk"],
                            "compact_test": [r.get("compact_test_score") for r in chosen]})
+        rows[task] += _other_compact_rows(rows[task][-1], chosen)
     for task_rows in rows.values():
         front = set(pareto_frontier([(r["bytes"], r["test_mean"]) for r in task_rows]))
         for i, row in enumerate(task_rows):
@@ -115,7 +116,27 @@ def _goal_lines(rows: Sequence[dict]) -> List[str]:
 
 
 def _label(method: str) -> str:
-    return METHODS[method].label if method in METHODS else method
+    """The method's label; ``METHOD@compact_int8`` (another compact export of it) reads 'LABEL, int8'."""
+    name, _, variant = method.partition("@")
+    label = METHODS[name].label if name in METHODS else name
+    return f"{label}, {variant.removeprefix('compact_')}" if variant else label
+
+
+def _other_compact_rows(row: dict, chosen: Sequence[dict]) -> List[dict]:
+    """A row of its own for each further compact export of a ProPETL method (e.g. an int8 prototype), scored
+    by that export loaded back, when every chosen seed measured it. Its method is ``METHOD@VARIANT``."""
+    counted = chosen[0]["storage"]["format"]
+    variants = [v for v in chosen[0].get("compact_test_scores", {}) if v != counted]
+    extra = []
+    for variant in variants:
+        if not all(variant in r.get("compact_test_scores", {}) for r in chosen):
+            continue
+        scores = [r["compact_test_scores"][variant] for r in chosen]
+        mean, std = mean_and_std(scores)
+        extra.append({**row, "method": f"{row['method']}@{variant}", "test_mean": mean, "test_std": std,
+                      "bytes": chosen[0]["storage"]["variants"][variant]["bytes_on_disk"], "format": variant,
+                      "other_formats": {}, "compact_test": scores})
+    return extra
 
 
 def format_score(mean: float, std: float, seeds: int) -> str:

@@ -18,8 +18,9 @@ from ._project import atomic_write_json, load_adapter_model, parse_arguments, ru
 from .plan import MASK_LR_RATIO, METHODS, Method, Run
 
 logger = logging.getLogger(__name__)
-COMPACT_DTYPE = "bfloat16"
-COMPACT_DIR = "compact"
+# The compact exports measured for every ProPETL run: storage variant -> (prototype format, folder). The first
+# is the format a ProPETL row counts; each other one becomes a row of its own (report.py).
+COMPACT_VARIANTS = {"compact_bf16": ("bfloat16", "compact"), "compact_int8": ("int8", "compact_int8")}
 
 
 @dataclass
@@ -81,14 +82,14 @@ def method_argv(method: Method, learning_rate: float) -> List[str]:
     return argv
 
 
-def _compact(results: dict, folder: str) -> dict:
-    """Compact export of a finished ProPETL run (bf16 prototype, range-coded masks), its storage and its test
-    score when loaded back from that folder."""
+def _compact(results: dict, folder: str, prototype_dtype: str, folder_name: str) -> dict:
+    """Compact export of a finished ProPETL run (prototype in ``prototype_dtype``, range-coded masks), its
+    storage and its test score when loaded back from that folder."""
     model_path = results["model_name_or_path"]
     source = load_adapter_model(model_path)
     name = source.load_adapter(results["exported_to"], set_active=True)
-    compact_dir = os.path.join(folder, COMPACT_DIR)
-    save_compact(source, compact_dir, name, prototype_dtype=COMPACT_DTYPE, with_head=True)
+    compact_dir = os.path.join(folder, folder_name)
+    save_compact(source, compact_dir, name, prototype_dtype=prototype_dtype, with_head=True)
     model = load_adapter_model(model_path)
     model.load_adapter(compact_dir, set_active=True)
     report = storage_report(model, name, saved_folder=compact_dir)
@@ -99,7 +100,7 @@ def _compact(results: dict, folder: str) -> dict:
     return {"storage": {"bytes_on_disk": figures.bytes_on_disk, "bits": figures.bls_bits,
                         "values_by_bits": figures.stored_parameters_by_bits,
                         "coded_mask_entries": figures.coded_mask_entries, "coded_mask_bits": figures.coded_mask_bits,
-                        "prototype_dtype": COMPACT_DTYPE, "folder": compact_dir},
+                        "prototype_dtype": prototype_dtype, "folder": compact_dir},
             "test": evaluate_model(model, task, tokenizer, test)}
 
 
@@ -116,9 +117,13 @@ def _adapterhub_record(method: Method, argv: List[str]) -> dict:
               # finished run folder was picked up again, unlike the time this call took
               "run_wall_time_seconds": results["wall_time_seconds"]}
     if method.family == "propetl":
-        compact = _compact(results, os.path.dirname(results["exported_to"]))
-        record["storage"] = {"format": "compact_bf16", "variants": {"compact_bf16": compact["storage"], "fp32": fp32}}
-        record["compact_test"] = compact["test"]
+        folder = os.path.dirname(results["exported_to"])
+        compact = {variant: _compact(results, folder, *spec) for variant, spec in COMPACT_VARIANTS.items()}
+        counted = next(iter(COMPACT_VARIANTS))
+        record["storage"] = {"format": counted, "variants": {**{v: c["storage"] for v, c in compact.items()},
+                                                             "fp32": fp32}}
+        record["compact_tests"] = {variant: c["test"] for variant, c in compact.items()}
+        record["compact_test"] = compact[counted]["test"]
     else:
         record["storage"] = {"format": "fp32", "variants": {"fp32": fp32}}
     return record
@@ -168,6 +173,7 @@ def execute(settings: Settings, r: Run) -> dict:
         "head_learning_rate": method.head_learning_rate if method.head_learning_rate is not None else r.learning_rate,
         "validation_score": record["validation"][metric], "test_score": record["test"][metric],
         "compact_test_score": record["compact_test"][metric] if "compact_test" in record else None,
+        "compact_test_scores": {v: test[metric] for v, test in record.get("compact_tests", {}).items()},
         "run_glue_argv": argv, "reproduce": command, "run_dir": run_dir(settings, r),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     })
