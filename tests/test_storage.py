@@ -94,6 +94,14 @@ def test_compact_folder_on_disk_is_close_to_its_bls_and_masks_cost_their_floor(g
     assert report.bls_bits / 8 <= folder_bytes(str(folder)) <= 1.02 * report.bls_bits / 8 + 16 * 1024
     # Reporting the same adapter as compact without a folder gives the same bits.
     assert storage_report(model, name, prototype_dtype="bfloat16").propetl.bls_bits == report.bls_bits
+    # int8: the two matrices as 8-bit codes, one bfloat16 scale per row (BN rows of D, D rows of BN), biases
+    # in bfloat16; the folder is held to the same bound.
+    int8_folder = tmp_path / f"{name}_int8"
+    save_compact(model, str(int8_folder), name, prototype_dtype="int8", with_head=False)
+    int8 = storage_report(model, name, saved_folder=str(int8_folder)).propetl
+    assert int8.stored_parameters_by_bits == {16: (BN + D) + (BN + D), 8: 2 * BN * D}
+    assert int8.coded_mask_bits == report.coded_mask_bits
+    assert int8.bls_bits / 8 <= folder_bytes(str(int8_folder)) <= 1.02 * int8.bls_bits / 8 + 16 * 1024
 
 
 def test_cli_on_a_saved_folder_and_on_a_config_string(tmp_path, capsys):
