@@ -4,9 +4,10 @@ It answers one question cheaply (about 3 to 10 minutes on one CPU thread): does 
 this head? It is not the protocol of docs/results.md (no warm-up, no weight decay, no best-epoch choice,
 Pearson on the first 400 dev pairs), so its numbers are only compared with each other.
 
-    python -m benchmarks.pooling_probe --pooling cls  --adapter_config 'prefix_tuning[prefix_length=64,bottleneck_size=512]'
-    python -m benchmarks.pooling_probe --pooling mean --adapter_config 'prefix_tuning[prefix_length=64,bottleneck_size=512]'
-    python -m benchmarks.pooling_probe --pooling mean --adapter_config none      # the head alone, model frozen
+    PREFIX='prefix_tuning[prefix_length=64,bottleneck_size=512]'
+    python -m benchmarks.pooling_probe --pooling cls --adapter_config "$PREFIX"
+    python -m benchmarks.pooling_probe --pooling mean --adapter_config "$PREFIX"
+    python -m benchmarks.pooling_probe --pooling mean --adapter_config none     # the head alone, model frozen
 
 Every run seeds torch and the shuffling with 0 and feeds the same batches.
 """

@@ -45,7 +45,7 @@ from .methods.prefix import FLAT_KEY, ProPrefixGroup, generate_pairs
 
 logger = logging.getLogger(__name__)
 _keep_training_state = contextvars.ContextVar("propetl_keep_training_state", default=False)
-_compact_dtype = contextvars.ContextVar("propetl_compact_dtype", default=None)
+_compact_format = contextvars.ContextVar("propetl_compact_format", default=None)
 COMPACT_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 # int8: every float tensor of two or more dimensions as int8 per row with a bfloat16 scale per row.
 INT8 = "int8"
@@ -79,11 +79,11 @@ def compact_export(prototype_dtype: str = "bfloat16"):
     rounded to ``prototype_dtype`` and the masks range-coded near log2 C(numel, kept) bits. Loading needs nothing
     special; the loaded model equals the trained one with its prototype rounded the same way. Checkpoints
     (``training_checkpoint``) are never compact."""
-    token = _compact_dtype.set(check_compact_format(prototype_dtype))
+    token = _compact_format.set(check_compact_format(prototype_dtype))
     try:
         yield
     finally:
-        _compact_dtype.reset(token)
+        _compact_format.reset(token)
 
 
 def compact_tensors(tensors: Dict[str, torch.Tensor], prototype_dtype: str) -> Dict[str, torch.Tensor]:
@@ -263,9 +263,9 @@ def save_propetl_adapter(loader, save_directory: str, adapter_name: str, meta_di
     model.apply_to_adapter_layers(lambda _, layer: layer.pre_save_adapters())
     keep = _keep_training_state.get()
     tensors, config = export_state(model, adapter_name, keep_training_state=keep)
-    dtype = None if keep else _compact_dtype.get()
-    if dtype is not None:
-        tensors = compact_tensors(tensors, dtype)
+    compact_format = None if keep else _compact_format.get()
+    if compact_format is not None:
+        tensors = compact_tensors(tensors, compact_format)
     if loader.weights_helper.use_safetensors:
         weights_name, weights = SAFE_WEIGHTS_NAME, safetensors_bytes(tensors)
     else:
@@ -278,11 +278,11 @@ def save_propetl_adapter(loader, save_directory: str, adapter_name: str, meta_di
         # The digest ties the masks to these weights: a mask file from another save is refused on load.
         metadata = {"adapter": adapter_name, "method": config.propetl_method, "training_state": keep,
                     "weights": {"file": weights_name, "sha256": hashlib.sha256(weights).hexdigest()}}
-        if dtype is not None:
-            metadata["prototype_dtype"] = dtype
+        if compact_format is not None:
+            metadata["prototype_dtype"] = compact_format
         write_mask_file(join(save_directory, MASK_FILE_NAME), metadata,
                         [(path, mask.binary(), mask.density) for path, mask in masks.items()],
-                        coding="bits" if dtype is None else "range")
+                        coding="bits" if compact_format is None else "range")
     config_dict = build_full_config(config, model.config, model_name=model.model_name, name=adapter_name,
                                     model_class=model.__class__.__name__)
     config_dict[MANIFEST_KEY] = MANIFEST_NAME  # a folder saved with a manifest must never load without it

@@ -25,8 +25,8 @@ from .mask_coding import encode_mask
 from .mask_io import MASK_FILE_NAME, read_mask_file
 from .methods.registry import method_of
 from .multitask import task_bank
-from .serialization import (COMPACT_FORMATS, adapter_layers, adapter_masks, adapter_tensors, check_compact_format,
-                            compact_export, compact_tensors, export_state, read_saved_config)
+from .serialization import (COMPACT_FORMATS, adapter_layers, adapter_masks, adapter_tensors, compact_export,
+                            compact_tensors, export_state, read_saved_config)
 
 HEAD_FILES = {"head_config.json", "pytorch_model_head.bin", "model_head.safetensors"}
 
@@ -122,8 +122,9 @@ def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None,
     Args:
         saved_folder: a folder written by ``save_adapter``; its size is reported as bytes on disk.
             Without it the adapter is saved to a temporary folder (safetensors) and measured.
-        prototype_dtype: report a compact export (``compact_export``): the stored floats at this dtype's width
-            and the masks at the bits of their range codes. A compact ``saved_folder`` sets it itself.
+        prototype_dtype: report a compact export (``compact_export``) in this format ('bfloat16', 'float16',
+            'int8'): the stored values at their widths and the masks at the bits of their range codes. A compact
+            ``saved_folder`` sets it itself.
     """
     config = model.adapters_config.get(adapter_name)
     method = method_of(config)
@@ -134,12 +135,11 @@ def storage_report(model, adapter_name: str, saved_folder: Optional[str] = None,
                          f"{type(config).__name__}).")
     if prototype_dtype is None and saved_folder is not None:
         prototype_dtype = saved_prototype_dtype(saved_folder)
-    dtype = check_compact_format(prototype_dtype) if prototype_dtype is not None else None
     base = base_model_parameters(model)
     tensors, _ = export_state(model, adapter_name)
-    groups = bits_by_width((compact_tensors(tensors, dtype) if dtype is not None else tensors).values())
+    groups = bits_by_width((compact_tensors(tensors, prototype_dtype) if prototype_dtype else tensors).values())
     masks = adapter_masks(model, adapter_name)
-    if dtype is None:
+    if prototype_dtype is None:
         mask_bits = {id(m): m.scores.numel() for m in masks.values()}
         if mask_bits:
             groups[1] = sum(mask_bits.values())
