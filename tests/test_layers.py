@@ -16,7 +16,7 @@ LAYERS = [
     ("configuration", ["configuration", "atomic", "geometry", "mask_coding"]),
     ("core", ["masks", "prototype", "mask_io", "multitask"]),
     ("data", ["data", "data.*"]),
-    ("methods", ["methods", "methods.*"]),
+    ("methods", ["methods", "methods.*", "heads"]),
     ("library", ["", "adapter_folder", "serialization", "patches", "training", "storage", "inference", "export",
                  "ablation"]),
     ("experiments", ["experiments", "experiments.*"]),
