@@ -183,15 +183,28 @@ def plot(summary: Dict[str, List[dict]], out_dir: str) -> List[str]:
     colours = {"propetl": "#C44E52", "adapterhub": "#4C72B0", "peft": "#55A868"}
     written = []
     for task, rows in summary.items():
-        figure, axes = plt.subplots(figsize=(7.0, 4.6))
+        figure, axes = plt.subplots(figsize=(8.0, 5.2))
+        by_method = {r["method"]: r for r in rows}
         for family, colour in colours.items():
-            members = [r for r in rows if r["family"] == family]
+            members = [r for r in rows if r["family"] == family and "@" not in r["method"]]
             if members:
                 axes.errorbar([r["bytes"] for r in members], [r["test_mean"] for r in members],
                               yerr=[r["test_std"] for r in members], fmt="o", color=colour, capsize=3, label=family)
-        for r in rows:
-            axes.annotate(_label(r["method"]),
-                          (r["bytes"], r["test_mean"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        # A further compact export of a method (METHOD@VARIANT): an open square joined to the method's point.
+        others = [r for r in rows if "@" in r["method"]]
+        for r in others:
+            base = by_method.get(r["method"].partition("@")[0])
+            if base is not None:
+                axes.plot([base["bytes"], r["bytes"]], [base["test_mean"], r["test_mean"]], color="grey",
+                          linewidth=0.8, linestyle=":")
+        if others:
+            axes.scatter([r["bytes"] for r in others], [r["test_mean"] for r in others], marker="s",
+                         facecolors="none", edgecolors=colours["propetl"], label="propetl, int8 export")
+        # Labels of the methods' own points only, above and below in turn by bytes, so neighbours do not overlap.
+        labelled = sorted((r for r in rows if "@" not in r["method"]), key=lambda r: r["bytes"])
+        for i, r in enumerate(labelled):
+            axes.annotate(_label(r["method"]), (r["bytes"], r["test_mean"]), fontsize=7,
+                          xytext=(5, 6 if i % 2 == 0 else -11), textcoords="offset points")
         front = sorted((r for r in rows if r["on_frontier"]), key=lambda r: r["bytes"])
         axes.step([r["bytes"] for r in front], [r["test_mean"] for r in front], where="post", color="black",
                   linewidth=1, linestyle="--", label="Pareto frontier")
