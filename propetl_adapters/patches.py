@@ -21,9 +21,9 @@ from adapters.methods.prefix_tuning import PrefixTuningPool
 from adapters.model_mixin import ModelAdaptersMixin
 from adapters.trainer import AdapterTrainer
 
-from .heads import MEAN_POOLED_HEAD, register_heads
 from .configuration import (BASELINE_CONFIGS, PROPETL_CONFIGS, HyperformerConfig, ProAdapterConfig, ProLoRAConfig,
                             ProPrefixConfig, is_propetl_config)
+from .heads import MEAN_POOLED_HEAD, register_heads
 from .methods.adapter import ProAdapter
 from .methods.hyperformer import HyperAdapter
 from .methods.lora import ProLoRA
@@ -265,7 +265,6 @@ def _model_load_adapter(self, adapter_name_or_path, config=None, version=None, m
     return load_folder_transaction(self, folder, load_as, with_head, use_safetensors, load)
 
 
-# Reason: trainer checkpoints must keep float scores so a resumed run continues exactly.
 # Reason: AdapterHub keeps custom head types per model, so a saved mean-pooled head (heads.py) would not load
 # on a fresh model; the built-in head types need no such step, and neither should ours.
 def _add_prediction_head_from_config(self, head_name, config, overwrite_ok=False, set_active=True):
@@ -274,6 +273,7 @@ def _add_prediction_head_from_config(self, head_name, config, overwrite_ok=False
     return _upstream_add_prediction_head_from_config(self, head_name, config, overwrite_ok, set_active)
 
 
+# Reason: trainer checkpoints must keep float scores so a resumed run continues exactly.
 def _trainer_save(self, output_dir=None, state_dict=None):
     with training_checkpoint():
         return _upstream_trainer_save(self, output_dir, state_dict)
