@@ -53,11 +53,30 @@ def evaluate_model(model, task, tokenizer, test, batch_size: int = 64) -> Dict[s
     return task.compute_metrics(np.concatenate(predictions), np.concatenate(labels))
 
 
-def measure(run_dir: str, dtypes=DTYPES) -> List[dict]:
-    from adapters import AutoAdapterModel
-
-    import propetl_adapters  # noqa: F401  (registers the configs)
+def write_compact_exports(model_path: str, exported: str, folders: Dict[str, str]) -> str:
+    """Load the adapter folder ``exported`` once and write it with ``save_compact`` (head included) in each
+    prototype format of ``folders`` (format -> folder); returns the adapter's name."""
+    from propetl_adapters.experiments.common import load_adapter_model
     from propetl_adapters.serialization import save_compact
+
+    source = load_adapter_model(model_path)
+    name = source.load_adapter(exported, set_active=True)
+    for prototype_dtype, folder in folders.items():
+        save_compact(source, folder, name, prototype_dtype=prototype_dtype, with_head=True)
+    return name
+
+
+def load_exported(model_path: str, folder: str):
+    """A fresh model with the adapter (and head) of ``folder`` loaded and active, exactly as a user would."""
+    from propetl_adapters.experiments.common import load_adapter_model
+
+    model = load_adapter_model(model_path)
+    model.load_adapter(folder, set_active=True)
+    return model
+
+
+def measure(run_dir: str, dtypes=DTYPES) -> List[dict]:
+    import propetl_adapters  # noqa: F401  (registers the configs)
     from propetl_adapters.storage import folder_bytes
 
     with open(os.path.join(run_dir, "run_arguments.json"), encoding="utf-8") as handle:
@@ -67,15 +86,12 @@ def measure(run_dir: str, dtypes=DTYPES) -> List[dict]:
     exported = os.path.join(run_dir, "adapter")
     records = []
     with tempfile.TemporaryDirectory() as tmp:
+        folders = {dtype: os.path.join(tmp, dtype) for dtype in dtypes if dtype != "float32"}
+        if folders:
+            write_compact_exports(model_path, exported, folders)
         for dtype in dtypes:
-            folder = exported
-            if dtype != "float32":
-                source = AutoAdapterModel.from_pretrained(model_path)
-                name = source.load_adapter(exported, set_active=True)
-                folder = os.path.join(tmp, dtype)
-                save_compact(source, folder, name, prototype_dtype=dtype, with_head=True)
-            model = AutoAdapterModel.from_pretrained(model_path)
-            model.load_adapter(folder, set_active=True)
+            folder = folders.get(dtype, exported)
+            model = load_exported(model_path, folder)
             records.append({"run": run_dir, "task": task.name, "prototype_dtype": dtype,
                             "adapter_bytes": folder_bytes(folder), "test": evaluate_model(model, task, tokenizer, test)})
             print(json.dumps(records[-1]), flush=True)

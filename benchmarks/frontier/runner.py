@@ -9,12 +9,12 @@ import os
 import shlex
 import time
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional
 
-from benchmarks.compact_accuracy import evaluate_model, load_test_split
+from benchmarks.compact_accuracy import evaluate_model, load_exported, load_test_split, write_compact_exports
 from benchmarks.protocol import protocol_flags
 
-from ._project import atomic_write_json, load_adapter_model, parse_arguments, run, save_compact, storage_report
+from ._project import atomic_write_json, parse_arguments, run, storage_report
 from .plan import MASK_LR_RATIO, METHODS, Method, Run
 
 logger = logging.getLogger(__name__)
@@ -82,26 +82,27 @@ def method_argv(method: Method, learning_rate: float) -> List[str]:
     return argv
 
 
-def _compact(results: dict, folder: str, prototype_dtype: str, folder_name: str) -> dict:
-    """Compact export of a finished ProPETL run (prototype in ``prototype_dtype``, range-coded masks), its
-    storage and its test score when loaded back from that folder."""
+def _compacts(results: dict, folder: str) -> Dict[str, dict]:
+    """Per storage variant of COMPACT_VARIANTS, the compact export of a finished ProPETL run (written into
+    ``folder``), its storage and its test score when loaded back from that export."""
     model_path = results["model_name_or_path"]
-    source = load_adapter_model(model_path)
-    name = source.load_adapter(results["exported_to"], set_active=True)
-    compact_dir = os.path.join(folder, folder_name)
-    save_compact(source, compact_dir, name, prototype_dtype=prototype_dtype, with_head=True)
-    model = load_adapter_model(model_path)
-    model.load_adapter(compact_dir, set_active=True)
-    report = storage_report(model, name, saved_folder=compact_dir)
+    folders = {variant: os.path.join(folder, name) for variant, (_, name) in COMPACT_VARIANTS.items()}
+    name = write_compact_exports(model_path, results["exported_to"],
+                                 {COMPACT_VARIANTS[variant][0]: path for variant, path in folders.items()})
     task, tokenizer, test = load_test_split(results["arguments"])
     limit = results["arguments"]["DataArguments"]["max_eval_samples"]
     test = test.select(range(min(limit, len(test)))) if limit else test  # the rows run_glue.py tested on
-    figures = report.propetl
-    return {"storage": {"bytes_on_disk": figures.bytes_on_disk, "bits": figures.bls_bits,
+    compacts = {}
+    for variant, compact_dir in folders.items():
+        model = load_exported(model_path, compact_dir)
+        figures = storage_report(model, name, saved_folder=compact_dir).propetl
+        compacts[variant] = {
+            "storage": {"bytes_on_disk": figures.bytes_on_disk, "bits": figures.bls_bits,
                         "values_by_bits": figures.stored_parameters_by_bits,
                         "coded_mask_entries": figures.coded_mask_entries, "coded_mask_bits": figures.coded_mask_bits,
-                        "prototype_dtype": prototype_dtype, "folder": compact_dir},
+                        "prototype_dtype": COMPACT_VARIANTS[variant][0], "folder": compact_dir},
             "test": evaluate_model(model, task, tokenizer, test)}
+    return compacts
 
 
 def _adapterhub_record(method: Method, argv: List[str]) -> dict:
@@ -117,8 +118,7 @@ def _adapterhub_record(method: Method, argv: List[str]) -> dict:
               # finished run folder was picked up again, unlike the time this call took
               "run_wall_time_seconds": results["wall_time_seconds"]}
     if method.family == "propetl":
-        folder = os.path.dirname(results["exported_to"])
-        compact = {variant: _compact(results, folder, *spec) for variant, spec in COMPACT_VARIANTS.items()}
+        compact = _compacts(results, os.path.dirname(results["exported_to"]))
         counted = next(iter(COMPACT_VARIANTS))
         record["storage"] = {"format": counted, "variants": {**{v: c["storage"] for v, c in compact.items()},
                                                              "fp32": fp32}}
