@@ -48,8 +48,37 @@ def test_budgets_never_share_a_run_id():
     grids = {"seq_bn_bn32": (1e-3,)}
     tags = [build_plan(["stsb"], ["seq_bn_bn32"], [42], grids, **kwargs)[0][0].budget
             for kwargs in ({}, {"epochs": 3}, {"max_steps": 3}, {"max_steps": 3, "max_train_samples": 96},
-                           {"max_steps": 3, "max_eval_samples": 64})]
-    assert tags == ["e2", "e3", "s3", "s3_n96xall", "s3_nallx64"]
+                           {"max_steps": 3, "max_eval_samples": 64}, {"pooling": "mean"}, {"pooling": "cls"})]
+    assert tags == ["e2", "e3", "s3", "s3_n96xall", "s3_nallx64", "e2_mean", "e2"]
+
+
+def test_a_mean_head_reaches_every_method_and_its_reproduce_command():
+    from benchmarks.frontier.runner import Settings, protocol_argv, reproduce_command
+
+    run = Run("stsb", "peft_vblora", 1e-2, 42, "e2_mean")
+    mean = Settings(model="m", glue_dir="g", out_dir="o", pooling="mean")
+    argv = protocol_argv(mean, run)
+    assert argv[argv.index("--pooling") + 1] == "mean"
+    assert "--pooling" not in protocol_argv(Settings(model="m", glue_dir="g", out_dir="o"), run)
+    assert "--pooling mean" in reproduce_command(mean, run)
+
+
+def test_the_lr_is_chosen_among_records_of_the_planned_budget_only(tmp_path, capsys):
+    from benchmarks.frontier.cli import main
+
+    records = tmp_path / "records"
+    records.mkdir()
+    for budget, lr, seed, validation, test in [("e2", 1e-3, 42, 80.0, 84.0), ("e2", 2e-3, 42, 70.0, 99.0),
+                                               ("e2", 1e-3, 43, 80.0, 86.0), ("e2", 2e-3, 43, 0.0, 0.0),
+                                               ("e2_mean", 2e-3, 42, 99.0, 99.0)]:  # another head's run
+        record = _record("peft_lora_r8", lr, seed, validation, test)
+        record.update(run_id=Run("stsb", "peft_lora_r8", lr, seed, budget).run_id, budget=budget)
+        (records / f"{record['run_id']}.json").write_text(json.dumps(record))
+    argv = ["--out_dir", str(tmp_path), "--model", "m", "--tasks", "stsb", "--methods", "peft_lora_r8",
+            "--seeds", "42", "43", "--search_seeds", "42", "--lr_grid", "1e-3,2e-3", "--report_only", "--no_figure"]
+    assert main(argv) == 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| 85.00 ± 1.41 |" in summary  # lr 1e-3 on seeds 42 and 43: the mean-head record did not compete
 
 
 def test_every_method_gets_the_protocol_flags_and_only_its_own():

@@ -18,6 +18,8 @@ method's bytes are measured on disk in its own saving format (docs/frontier.md s
     # (130 runs; about 21 h on this project's two cores as two streams of disjoint --methods: docs/frontier.md)
     OMP_NUM_THREADS=1 python -m benchmarks.frontier --out_dir outputs/frontier --tasks stsb mrpc \\
         --seeds 42 43 44 --search_seeds 42
+    # the same with a token-mean head for every method (prefix methods learn little from [CLS]: docs/results.md)
+    python -m benchmarks.frontier --out_dir outputs/frontier --pooling mean ...
 
 One JSON record per run goes to ``<out_dir>/records/<run id>.json`` (written atomically; a run with a record
 is skipped when the command is run again, so an interrupted frontier resumes), the trained folders to

@@ -10,8 +10,9 @@ import sys
 import time
 from typing import List, Optional, Sequence
 
-from ._project import ExperimentError, GlueDataError
-from .plan import DEFAULT_SEEDS, DEFAULT_TASKS, METHODS, Run, budget_tag, build_plan, parse_lr_grid, resolve_methods
+from ._project import POOLINGS, ExperimentError, GlueDataError
+from .plan import (DEFAULT_POOLING, DEFAULT_SEEDS, DEFAULT_TASKS, METHODS, Run, budget_tag, build_plan, parse_lr_grid,
+                   resolve_methods)
 from .report import plot, select_lr, write_report
 from .runner import Settings, execute, load_all_records, load_record
 
@@ -48,6 +49,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="smoke checks: only the first N validation and N test examples")
     parser.add_argument("--lr_grid", nargs="+", metavar="[METHOD=]LR[,LR...]",
                         help="override learning-rate grids: per method, or for every selected method")
+    parser.add_argument("--pooling", choices=POOLINGS, default=DEFAULT_POOLING,
+                        help="the task head of every method: the first token ([CLS], the protocol's) or the mean of "
+                             "the real tokens; a mean-head run has its own record (budget tag _mean)")
     parser.add_argument("--no_bf16", action="store_true", help="train in fp32 (the protocol trains in bf16 autocast)")
     parser.add_argument("--dry_run", action="store_true", help="list the planned runs and whether each is done")
     parser.add_argument("--no_figure", action="store_true", help="write the table but no figure")
@@ -125,13 +129,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         methods = resolve_methods(args.methods)
         grids = parse_lr_grid(args.lr_grid, methods)
         runs, pending = build_plan(args.tasks, methods, args.seeds, grids, args.epochs, args.max_steps,
-                                   args.search_seeds, args.max_train_samples, args.max_eval_samples)
+                                   args.search_seeds, args.max_train_samples, args.max_eval_samples, args.pooling)
     except ValueError as err:
         print(f"frontier: error: {err}", file=sys.stderr)
         return 2
     settings = Settings(model=args.model, glue_dir=args.glue_dir, out_dir=args.out_dir, epochs=args.epochs,
                         max_steps=args.max_steps, bf16=not args.no_bf16, max_train_samples=args.max_train_samples,
-                        max_eval_samples=args.max_eval_samples)
+                        max_eval_samples=args.max_eval_samples, pooling=args.pooling)
+    budgets = {task: budget_tag(task, args.epochs, args.max_steps, args.max_train_samples, args.max_eval_samples,
+                                args.pooling) for task in args.tasks}
     if args.dry_run:
         for r in runs:
             print(f"{'done' if load_record(settings, r) else 'todo'}  {describe(r)}")
@@ -158,15 +164,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if not args.report_only:
             run_all(settings, runs, progress, failures)
-        records = load_all_records(settings)
+        # Only this plan's budget competes: a smoke run or a run with the other head may share the folder.
+        records = [r for r in load_all_records(settings) if r.get("budget") == budgets.get(r["task"])]
         chosen = []
         for task, method, seed in pending:
             lr = select_lr(records, task, method, args.search_seeds)
             if lr is None:
                 failures.append(f"{task} {method} seed {seed}: no lr chosen (its search runs are missing)")
                 continue
-            chosen.append(Run(task, method, lr, seed, budget_tag(task, args.epochs, args.max_steps,
-                                                                 args.max_train_samples, args.max_eval_samples)))
+            chosen.append(Run(task, method, lr, seed, budgets[task]))
         if args.report_only:
             chosen = [r for r in chosen if load_record(settings, r) is not None]
         else:

@@ -11,6 +11,7 @@ DEFAULT_TASKS = ("stsb", "mrpc")
 DEFAULT_SEEDS = (42, 43, 44)
 MASK_LR_RATIO = 10  # ProPETL mask lr = 10 x lr, as in docs/results.md (lr 1e-3, mask lr 1e-2)
 PROTOCOL_LR = 1e-3
+DEFAULT_POOLING = "cls"  # the protocol's head reads the first token; "mean" (--pooling) reads the token mean
 PEFT_TARGETS = ("query", "value")  # BERT's q/v projections, as the published GLUE runs of the PEFT methods
 
 FAMILIES = ("propetl", "adapterhub", "peft")
@@ -94,11 +95,14 @@ class Run:
 
 
 def budget_tag(task: str, epochs: Optional[float], max_steps: Optional[int], max_train_samples: Optional[int] = None,
-               max_eval_samples: Optional[int] = None) -> str:
-    """``e<epochs>`` or ``s<steps>``, and ``_n<train>x<eval>`` when the examples are limited (smoke checks)."""
+               max_eval_samples: Optional[int] = None, pooling: str = DEFAULT_POOLING) -> str:
+    """``e<epochs>`` or ``s<steps>``, ``_n<train>x<eval>`` when the examples are limited (smoke checks), and
+    ``_<pooling>`` for a head other than the protocol's [CLS] head, so that runs of two heads never share a record."""
     tag = f"s{max_steps}" if max_steps else f"e{epochs if epochs is not None else TASK_EPOCHS[task]:g}"
     if max_train_samples or max_eval_samples:
         tag += f"_n{max_train_samples or 'all'}x{max_eval_samples or 'all'}"
+    if pooling != DEFAULT_POOLING:
+        tag += f"_{pooling}"
     return tag
 
 
@@ -143,7 +147,8 @@ def parse_lr_grid(items: Optional[Sequence[str]], methods: Sequence[str]) -> Dic
 def build_plan(tasks: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
                grids: Dict[str, Tuple[float, ...]], epochs: Optional[float] = None, max_steps: Optional[int] = None,
                search_seeds: Optional[Sequence[int]] = None, max_train_samples: Optional[int] = None,
-               max_eval_samples: Optional[int] = None) -> Tuple[List[Run], List[Tuple[str, str, int]]]:
+               max_eval_samples: Optional[int] = None,
+               pooling: str = DEFAULT_POOLING) -> Tuple[List[Run], List[Tuple[str, str, int]]]:
     """The runs to make now, and the (task, method, seed) runs whose lr waits for the search.
 
     Without ``search_seeds`` every seed runs the whole grid. With them, only those seeds run the grid; the
@@ -157,7 +162,7 @@ def build_plan(tasks: Sequence[str], methods: Sequence[str], seeds: Sequence[int
         raise ValueError(f"--search_seeds {list(search_seeds)}: none of them is among --seeds {list(seeds)}")
     runs, pending = [], []
     for task in tasks:
-        budget = budget_tag(task, epochs, max_steps, max_train_samples, max_eval_samples)
+        budget = budget_tag(task, epochs, max_steps, max_train_samples, max_eval_samples, pooling)
         for seed in seeds:
             for method in methods:
                 if seed in search:

@@ -15,7 +15,7 @@ from benchmarks.compact_accuracy import evaluate_model, load_exported, load_test
 from benchmarks.protocol import protocol_flags
 
 from ._project import atomic_write_json, parse_arguments, run, storage_report
-from .plan import MASK_LR_RATIO, METHODS, Method, Run
+from .plan import DEFAULT_POOLING, MASK_LR_RATIO, METHODS, Method, Run
 
 logger = logging.getLogger(__name__)
 # The compact exports measured for every ProPETL run: storage variant -> (prototype format, folder). The first
@@ -36,6 +36,7 @@ class Settings:
     max_seq_length: int = 128
     max_train_samples: Optional[int] = None  # smoke checks only: the protocol uses every example
     max_eval_samples: Optional[int] = None
+    pooling: str = DEFAULT_POOLING  # the task head of every method alike
 
     @property
     def records_dir(self) -> str:
@@ -57,6 +58,10 @@ def sample_flags(settings: Settings) -> List[str]:
             for a in (flag, str(value))]
 
 
+def pooling_flags(settings: Settings) -> List[str]:
+    return [] if settings.pooling == DEFAULT_POOLING else ["--pooling", settings.pooling]
+
+
 def protocol_argv(settings: Settings, r: Run) -> List[str]:
     """run_glue.py arguments of the protocol in docs/results.md, shared by every method."""
     from .plan import TASK_EPOCHS
@@ -64,7 +69,7 @@ def protocol_argv(settings: Settings, r: Run) -> List[str]:
     argv = protocol_flags(settings.model, r.task, settings.glue_dir, r.seed, run_dir(settings, r),
                           f"{r.learning_rate:g}", settings.train_batch_size, settings.eval_batch_size,
                           settings.max_seq_length) + ["--use_cpu"]
-    argv += sample_flags(settings)
+    argv += sample_flags(settings) + pooling_flags(settings)
     if settings.max_steps:
         argv += ["--max_steps", str(settings.max_steps)]
     else:
@@ -144,7 +149,7 @@ def reproduce_command(settings: Settings, r: Run) -> str:
     argv = ["python", "-m", "benchmarks.frontier", "--out_dir", settings.out_dir, "--model", settings.model,
             "--glue_dir", settings.glue_dir, "--tasks", r.task, "--methods", r.method, "--seeds", str(r.seed),
             "--lr_grid", f"{r.method}={r.learning_rate:g}"]
-    argv += sample_flags(settings)
+    argv += sample_flags(settings) + pooling_flags(settings)
     if settings.max_steps:
         argv += ["--max_steps", str(settings.max_steps)]
     elif settings.epochs is not None:
