@@ -40,6 +40,8 @@
 #                  OUTPUT_DIR>), so that propetl-table and propetl-plot regenerate docs/ from a clean clone
 #   ablation:TASK  the four-way ablation (scripts/run_ablations.sh) on TASK        -> $OUTPUT_DIR/issue7/ablation
 #   sparsity:TASK  the ProAdapter sparsity sweep k = 0.1 ... 1.0 on TASK            -> $OUTPUT_DIR/issue7/sparsity
+#   sparsity_prolora:TASK the ProLoRA sweep (r 32, alpha 48), k = 0.1 0.5 1.0 unless DENSITIES says otherwise; its
+#                  k = 0.1 run is the ProLoRA run of variants:TASK (seed 42), copied in -> $OUTPUT_DIR/issue7/sparsity
 #   storage:TASK   adapter vs ProAdapter at bottleneck 8, 16, 32, 64 on TASK      -> $OUTPUT_DIR/issue7/storage
 #                  These three use the same protocol as the groups above (epochs_for TASK, lr 1e-3, mask lr
 #                  MASK_LR), so the ProAdapter (bn 32, k 0.5) and adapter (bn 32) runs already made by
@@ -122,6 +124,10 @@ for group in "$@"; do
       task="${group#*:}"
       reuse "$(pro_run "$task")" "$OUTPUT_DIR/issue7/sparsity/proadapter_k0.5/$task/seed42"
       grid run_sparsity_sweep.sh "$task" VARIANTS=proadapter ;;
+    sparsity_prolora:*)
+      task="${group#*:}"
+      reuse "$OUTPUT_DIR/$task/prolora/seed42" "$OUTPUT_DIR/issue7/sparsity/prolora_k0.1/$task/seed42"
+      grid run_sparsity_sweep.sh "$task" VARIANTS=prolora DENSITIES="${DENSITIES:-0.1 0.5 1.0}" ;;
     storage:*)
       task="${group#*:}"
       reuse "$(pro_run "$task")" "$OUTPUT_DIR/issue7/storage/proadapter_bn32/$task/seed42"
@@ -216,7 +222,7 @@ for group in "$@"; do
     hyperformer)  # lr 1e-3 (the other multi-task rows' rate) collapses the hypernetwork; 3e-4 is Table 2's T5 rate
       multitask hyperformer_pp "hyperformer++[reduction_factor=32]"
       multitask hyperformer_pp_lr3e-4 "hyperformer++[reduction_factor=32]" 3e-4 ;;
-    *) echo "$0: unknown group '$group'; expected stsb_gap, fixed_stsb, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, table1:TASK, variants:TASK, prefix_lr:TASK, prefix_mean:TASK, archive, lr:TASK, ablation:TASK, sparsity:TASK or storage:TASK" >&2
+    *) echo "$0: unknown group '$group'; expected stsb_gap, fixed_stsb, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, table1:TASK, variants:TASK, prefix_lr:TASK, prefix_mean:TASK, archive, lr:TASK, ablation:TASK, sparsity:TASK, sparsity_prolora:TASK or storage:TASK" >&2
        exit 2 ;;
   esac
 done

