@@ -34,7 +34,8 @@
 #                  the same 10x ratio), for each of SEEDS: at lr 1e-3 neither learns STS-B (docs/results.md)
 #   prefix_mean:TASK ProPrefix vs prefix tuning with a mean-pooled head (--pooling mean) at lr 1e-3, for each of
 #                  SEEDS: with the first-token head neither learns STS-B, and a 100-step probe
-#                  (benchmarks/pooling_probe.py) learns more with the token mean (docs/results.md)
+#                  (benchmarks/pooling_probe.py) learns more with the token mean (docs/results.md). RUN_LR=1e-4
+#                  MASK_LR=1e-3 runs the pair at the reference's prefix rate instead (run names get _lr1e-4)
 #   archive        copy the record of every finished run below $OUTPUT_DIR (all_results.json, DONE, REUSED: file
 #                  names of the run-folder contract in propetl_adapters) to ARCHIVE_DIR (docs/runs/<last part of
 #                  OUTPUT_DIR>), so that propetl-table and propetl-plot regenerate docs/ from a clean clone
@@ -157,10 +158,12 @@ for group in "$@"; do
       done ;;
     prefix_mean:*)
       task="${group#*:}"
+      suffix=""
+      [[ "${RUN_LR:-1e-3}" != 1e-3 ]] && suffix="_lr$RUN_LR"
       for seed in ${SEEDS:-42}; do
-        run "$task" prefix_tuning_mean "prefix_tuning[prefix_length=64,bottleneck_size=512]" 1e-3 \
+        run "$task" "prefix_tuning_mean$suffix" "prefix_tuning[prefix_length=64,bottleneck_size=512]" 1e-3 \
           "$(epochs_for "$task")" "$seed" --pooling mean
-        run "$task" proprefix_mean "proprefix[prefix_length=64,bottleneck_size=512]" "$MASK_LR" \
+        run "$task" "proprefix_mean$suffix" "proprefix[prefix_length=64,bottleneck_size=512]" "$MASK_LR" \
           "$(epochs_for "$task")" "$seed" --pooling mean
       done ;;
     archive)

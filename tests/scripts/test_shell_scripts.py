@@ -306,6 +306,11 @@ def test_evidence_prefix_mean_runs_both_prefix_methods_with_a_mean_pooled_head(t
             for c in commands(result.stdout)]
     assert runs == [(f"stsb/{name}/seed{seed}", rate, "mean") for seed in (42, 43)
                     for name, rate in (("prefix_tuning_mean", "1e-3"), ("proprefix_mean", "1e-2"))]
+    at_reference_rate = run_evidence(tmp_path, "prefix_mean:stsb", RUN_LR="1e-4", MASK_LR="1e-3")
+    assert [(flag(c, "--output_dir").split("/evidence/")[1], flag(c, "--learning_rate"),
+             flag(c, "--mask_learning_rate"), flag(c, "--pooling")) for c in commands(at_reference_rate.stdout)] == [
+        ("stsb/prefix_tuning_mean_lr1e-4/seed42", "1e-4", "1e-3", "mean"),
+        ("stsb/proprefix_mean_lr1e-4/seed42", "1e-4", "1e-3", "mean")]
 
 
 def test_evidence_archive_copies_the_record_of_finished_runs_only(tmp_path):
