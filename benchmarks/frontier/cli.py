@@ -11,7 +11,7 @@ import time
 from typing import List, Optional, Sequence
 
 from ._project import POOLINGS, ExperimentError, GlueDataError
-from .plan import (DEFAULT_POOLING, DEFAULT_SEEDS, DEFAULT_TASKS, METHODS, Run, budget_tag, build_plan, parse_lr_grid,
+from .plan import (DEFAULT_POOLING, DEFAULT_SEEDS, DEFAULT_TASKS, METHODS, Run, build_plan, parse_lr_grid,
                    resolve_methods)
 from .report import plot, select_lr, write_report
 from .runner import Settings, execute, load_all_records, load_record
@@ -136,8 +136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     settings = Settings(model=args.model, glue_dir=args.glue_dir, out_dir=args.out_dir, epochs=args.epochs,
                         max_steps=args.max_steps, bf16=not args.no_bf16, max_train_samples=args.max_train_samples,
                         max_eval_samples=args.max_eval_samples, pooling=args.pooling)
-    budgets = {task: budget_tag(task, args.epochs, args.max_steps, args.max_train_samples, args.max_eval_samples,
-                                args.pooling) for task in args.tasks}
+    budgets = {r.task: r.budget for r in runs}  # each task's budget tag, as build_plan made it
     if args.dry_run:
         for r in runs:
             print(f"{'done' if load_record(settings, r) else 'todo'}  {describe(r)}")
