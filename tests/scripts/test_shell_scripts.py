@@ -179,6 +179,11 @@ def test_ablation_sweep_and_storage_scripts_list_their_runs(tmp_path):
                                                          for t in ("rte", "mrpc")]
     configs = [flag(cmd, "--adapter_config") for cmd in commands(ablation.stdout)]
     assert "masked=False" in configs[2] and "shared=False" in configs[4] and "random_mask=True" in configs[6]
+    only_mask = run_script("run_ablations.sh", tmp_path, DRY_RUN="1", TASKS="stsb", SEEDS="43 44",
+                           SETTINGS="only_mask")
+    assert [flag(cmd, "--output_dir").split("/ablation/")[1] for cmd in commands(only_mask.stdout)] == [
+        "only_mask/stsb/seed43", "only_mask/stsb/seed44"]
+    assert [flag(cmd, "--adapter_config") for cmd in commands(only_mask.stdout)] == [configs[4]] * 2
     sweep = run_script("run_sparsity_sweep.sh", tmp_path, DRY_RUN="1", TASKS="rte", SEEDS="42")
     densities = [(flag(cmd, "--adapter_config"), flag(cmd, "--density")) for cmd in commands(sweep.stdout)]
     assert len(densities) == 30 and ("prolora", "0.3") in densities and ("proprefix", "1.0") in densities
@@ -194,6 +199,7 @@ def test_ablation_sweep_and_storage_scripts_list_their_runs(tmp_path):
     ("run_sparsity_sweep.sh", {"DENSITIES": "0 0.5"}, "DENSITIES"),
     ("run_sparsity_sweep.sh", {"VARIANTS": "vera"}, "VARIANTS"),
     ("run_ablations.sh", {"ONLY_MASK_MATCH": "x"}, "ONLY_MASK_MATCH"),
+    ("run_ablations.sh", {"SETTINGS": "only_mask shared"}, "SETTINGS: unknown 'shared'"),
     ("run_storage_curve.sh", {"SIZES": "0"}, "SIZES"),
     ("run_storage_curve.sh", {"RUNNER": "x"}, "RUNNER"),
 ])
