@@ -22,6 +22,10 @@
 #                  ProAdapter on the same SST-2 rows (the other single-task rows come from table1_adapter
 #                  and stsb_gap)
 #   single_pro     single-task ProAdapter on MRPC, RTE, CoLA (the ProAdapter half of table1_adapter)
+#   holdout:TASK   add_task against joint training (issue 15): the multitask group's hybrid ProAdapter run on the
+#                  four tasks other than TASK, then TASK added to it by run_multitask_encoder.py --add_task_to (its
+#                  mask and head alone; ADD_STEPS steps, 360 by default = two STS-B epochs, evaluated every
+#                  ADD_EVAL_STEPS = 180). The joint counterpart is the multitask group's proadapter_hybrid run.
 #   hyperformer    the same multi-task run with Hyperformer++ (reduction 32, layer norms trainable as in its
 #                  reference setup), at lr 1e-3 like the other rows and at Table 2's T5 lr 3e-4
 #   fixed_stsb     issue 14, on the corrected mask gradient (-> $OUTPUT_DIR/fixed): STS-B ProAdapter (mask lr 1e-2,
@@ -73,13 +77,25 @@ run() {  # task, run name, adapter config, mask learning rate, epochs, seed, [mo
     "${precision[@]}" "${@:7}"
 }
 
-multitask() {  # run name, adapter config, [learning rate, 1e-3 by default]; mask lr = 10 x lr
-  local precision=() lr="${3:-1e-3}"
+multitask() {  # run name, adapter config, [learning rate, 1e-3 by default], [tasks, the five by default]; mask lr = 10 x lr
+  local precision=() lr="${3:-1e-3}" tasks
+  read -r -a tasks <<< "${4:-rte mrpc stsb cola sst2}"
   [[ "$BF16" == 1 ]] && precision=(--bf16 --use_cpu)
   launch python3 scripts/run_multitask_encoder.py --model_name_or_path "$MODEL" --glue_dir "$GLUE_DIR" \
-    --tasks rte mrpc stsb cola sst2 --task_train_limits sst2=5000 --adapter_config "$2" \
+    --tasks "${tasks[@]}" --task_train_limits sst2=5000 --adapter_config "$2" \
     --mask_learning_rate "$(awk "BEGIN { print 10 * $lr }")" --learning_rate "$lr" --weight_decay 0.1 \
     --warmup_ratio 0.1 --max_steps 1500 --eval_steps 500 \
+    --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --max_seq_length 128 --seed 42 \
+    --head_layers 1 --output_dir "$OUTPUT_DIR/multitask/$1/seed42" --report_to none --delete_checkpoints \
+    --disable_tqdm true --logging_steps 100 "${precision[@]}"
+}
+
+add_task_run() {  # run name, base run name, task: the task's mask and head trained alone on the base's adapter
+  local precision=()
+  [[ "$BF16" == 1 ]] && precision=(--bf16 --use_cpu)
+  launch python3 scripts/run_multitask_encoder.py --model_name_or_path "$MODEL" --glue_dir "$GLUE_DIR" \
+    --tasks "$3" --add_task_to "$OUTPUT_DIR/multitask/$2/seed42" --mask_learning_rate 1e-2 --learning_rate 1e-3 \
+    --weight_decay 0.1 --warmup_ratio 0.1 --max_steps "${ADD_STEPS:-360}" --eval_steps "${ADD_EVAL_STEPS:-180}" \
     --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --max_seq_length 128 --seed 42 \
     --head_layers 1 --output_dir "$OUTPUT_DIR/multitask/$1/seed42" --report_to none --delete_checkpoints \
     --disable_tqdm true --logging_steps 100 "${precision[@]}"
@@ -219,6 +235,13 @@ for group in "$@"; do
       multitask proadapter_hybrid "proadapter[reduction_factor=12]"
       multitask seq_bn_shared "seq_bn[reduction_factor=12]"
       run sst2 proadapter_5000 "proadapter[reduction_factor=12]" "$MASK_LR" 2 42 --max_train_samples 5000 ;;
+    holdout:*)
+      task="${group#*:}"
+      [[ " rte mrpc stsb cola sst2 " == *" $task "* ]] || { echo "$0: $group: expected one of rte mrpc stsb cola sst2" >&2; exit 2; }
+      rest=""
+      for other in rte mrpc stsb cola sst2; do [[ "$other" != "$task" ]] && rest+="$other "; done
+      multitask "proadapter_hybrid_without_$task" "proadapter[reduction_factor=12]" 1e-3 "$rest"
+      add_task_run "proadapter_hybrid_without_${task}_add_$task" "proadapter_hybrid_without_$task" "$task" ;;
     single_pro)
       for task in mrpc rte cola; do
         run "$task" proadapter "proadapter[reduction_factor=12]" "$MASK_LR" "$(epochs_for "$task")" 42
@@ -226,7 +249,7 @@ for group in "$@"; do
     hyperformer)  # lr 1e-3 (the other multi-task rows' rate) collapses the hypernetwork; 3e-4 is Table 2's T5 rate
       multitask hyperformer_pp "hyperformer++[reduction_factor=32]"
       multitask hyperformer_pp_lr3e-4 "hyperformer++[reduction_factor=32]" 3e-4 ;;
-    *) echo "$0: unknown group '$group'; expected stsb_gap, fixed_stsb, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, table1:TASK, variants:TASK, prefix_lr:TASK, prefix_mean:TASK, archive, lr:TASK, ablation:TASK, sparsity:TASK, sparsity_prolora:TASK or storage:TASK" >&2
+    *) echo "$0: unknown group '$group'; expected stsb_gap, fixed_stsb, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, table1:TASK, variants:TASK, prefix_lr:TASK, prefix_mean:TASK, archive, lr:TASK, ablation:TASK, sparsity:TASK, sparsity_prolora:TASK, storage:TASK or holdout:TASK" >&2
        exit 2 ;;
   esac
 done

