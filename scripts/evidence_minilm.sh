@@ -20,7 +20,7 @@
 #   multitask      RTE, MRPC, STS-B, CoLA, SST-2 (first 5000 training rows) trained together, one head per
 #                  task, 1500 steps, T = 10: hybrid ProAdapter vs ONE shared seq_bn; plus single-task
 #                  ProAdapter on the same SST-2 rows (the other single-task rows come from table1_adapter
-#                  and stsb_gap)
+#                  and stsb_gap). MULTITASK_RUNS (default "hybrid shared sst2") picks which of the three to run
 #   single_pro     single-task ProAdapter on MRPC, RTE, CoLA (the ProAdapter half of table1_adapter)
 #   holdout:TASK   add_task against joint training (issue 15): the multitask group's hybrid ProAdapter run on the
 #                  four tasks other than TASK, then TASK added to it by run_multitask_encoder.py --add_task_to (its
@@ -232,9 +232,14 @@ for group in "$@"; do
         pair stsb proadapter "proadapter[reduction_factor=12]" seq_bn "seq_bn[reduction_factor=12]" "$seed"
       done ;;
     multitask)
-      multitask proadapter_hybrid "proadapter[reduction_factor=12]"
-      multitask seq_bn_shared "seq_bn[reduction_factor=12]"
-      run sst2 proadapter_5000 "proadapter[reduction_factor=12]" "$MASK_LR" 2 42 --max_train_samples 5000 ;;
+      for name in ${MULTITASK_RUNS:-hybrid shared sst2}; do
+        case "$name" in
+          hybrid) multitask proadapter_hybrid "proadapter[reduction_factor=12]" ;;
+          shared) multitask seq_bn_shared "seq_bn[reduction_factor=12]" ;;
+          sst2) run sst2 proadapter_5000 "proadapter[reduction_factor=12]" "$MASK_LR" 2 42 --max_train_samples 5000 ;;
+          *) echo "$0: MULTITASK_RUNS: unknown run '$name'; expected hybrid, shared or sst2" >&2; exit 2 ;;
+        esac
+      done ;;
     holdout:*)
       task="${group#*:}"
       [[ " rte mrpc stsb cola sst2 " == *" $task "* ]] || { echo "$0: $group: expected one of rte mrpc stsb cola sst2" >&2; exit 2; }

