@@ -24,6 +24,16 @@ def multitask_row(results: dict):
     return scores, storage["bls_bits"], (statistics.mean(added.values()) if added else 0)
 
 
+def multitask_label(results: dict, every_task: list) -> str:
+    """Name the run by its method, and say which tasks were added later or left out (a hold-out pair of rows)."""
+    label = f"multi-task {results['method']}"
+    added = results.get("added_tasks") or []
+    if added:
+        return f"{label}: {', '.join(added)} added to the {'/'.join(results['base_tasks'])} run (its mask and head alone)"
+    missing = [t for t in every_task if t not in results["tasks"]]
+    return f"{label} without {', '.join(missing)}" if missing else label
+
+
 def single_rows(pairs):
     scores, total, per_task = {}, 0, []
     for pair in pairs:
@@ -49,16 +59,13 @@ def _print_table(argv) -> int:
     parser.add_argument("--single", nargs="*", default=[], help="TASK=FOLDER of single-task runs")
     parser.add_argument("--single_label", default="single-task")
     args = parser.parse_args(argv)
-    rows = []
-    for folder in args.multitask:
-        results = read_results(folder)
-        rows.append((f"multi-task {results['method']}", *multitask_row(results)))
+    runs = [read_results(folder) for folder in args.multitask]
+    every_task = list(dict.fromkeys(t for results in runs for t in results["tasks"]))
+    rows = [(multitask_label(results, every_task), *multitask_row(results)) for results in runs]
     if args.single:
         rows.append((args.single_label, *single_rows(args.single)))
-    tasks = list(rows[0][1])
-    base = None
-    for folder in args.multitask:
-        base = read_results(folder)["storage"]["base_model_parameters"]
+    tasks = list(dict.fromkeys(t for row in rows for t in row[1]))
+    base = runs[-1]["storage"]["base_model_parameters"] if runs else None
     common = [t for t in tasks if all(t in row[1] for row in rows)]
     print("| method | " + " | ".join(tasks) + f" | average of all | average of {'/'.join(common)} | total BLS (bits) "
           "| % of model | bits a task adds |")
