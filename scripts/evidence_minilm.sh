@@ -114,8 +114,9 @@ pair() {  # task, pro name, pro config, plain name, plain config, seed
 reuse() {  # copy a finished run's results into a grid folder that would repeat it (same command)
   [[ -f "$2/DONE" || ! -f "$1/DONE" ]] && return 0
   [[ "${DRY_RUN:-0}" == 1 ]] && { echo "[reuse] $1 -> $2 (dry run: not copied)"; return 0; }
-  mkdir -p "$2" && cp "$1/all_results.json" "$1/run_arguments.json" "$2/" && echo "reused $1" > "$2/REUSED" \
-    && cp "$1/DONE" "$2/DONE"
+  # an archived record (docs/runs) keeps all_results.json and DONE but not run_arguments.json
+  mkdir -p "$2" && cp "$1/all_results.json" "$2/" && echo "reused $1" > "$2/REUSED" \
+    && { [[ ! -f "$1/run_arguments.json" ]] || cp "$1/run_arguments.json" "$2/"; } && cp "$1/DONE" "$2/DONE"
 }
 
 grid() {  # script, task, [VAR=value ...]: one of the issue-7 grid scripts with this file's protocol
