@@ -20,7 +20,8 @@
 #   multitask      RTE, MRPC, STS-B, CoLA, SST-2 (first 5000 training rows) trained together, one head per
 #                  task, 1500 steps, T = 10: hybrid ProAdapter vs ONE shared seq_bn; plus single-task
 #                  ProAdapter on the same SST-2 rows (the other single-task rows come from table1_adapter
-#                  and stsb_gap). MULTITASK_RUNS (default "hybrid shared sst2") picks which of the three to run
+#                  and stsb_gap). MULTITASK_RUNS (default "hybrid shared sst2") picks which of the three to run.
+#                  This group, holdout:TASK and hyperformer run each of SEEDS (default 42), one seed after the other
 #   single_pro     single-task ProAdapter on MRPC, RTE, CoLA (the ProAdapter half of table1_adapter)
 #   holdout:TASK   add_task against joint training (issue 15): the multitask group's hybrid ProAdapter run on the
 #                  four tasks other than TASK, then TASK added to it by run_multitask_encoder.py --add_task_to (its
@@ -79,27 +80,27 @@ run() {  # task, run name, adapter config, mask learning rate, epochs, seed, [mo
     "${precision[@]}" "${@:7}"
 }
 
-multitask() {  # run name, adapter config, [learning rate, 1e-3 by default], [tasks, the five by default]; mask lr = 10 x lr
-  local precision=() lr="${3:-1e-3}" tasks
-  read -r -a tasks <<< "${4:-rte mrpc stsb cola sst2}"
+multitask() {  # run name, adapter config, seed, [learning rate, 1e-3 by default], [tasks, the five by default]; mask lr = 10 x lr
+  local precision=() lr="${4:-1e-3}" tasks
+  read -r -a tasks <<< "${5:-rte mrpc stsb cola sst2}"
   [[ "$BF16" == 1 ]] && precision=(--bf16 --use_cpu)
   launch python3 scripts/run_multitask_encoder.py --model_name_or_path "$MODEL" --glue_dir "$GLUE_DIR" \
     --tasks "${tasks[@]}" --task_train_limits "sst2=$SST2_ROWS" --adapter_config "$2" \
     --mask_learning_rate "$(awk "BEGIN { print 10 * $lr }")" --learning_rate "$lr" --weight_decay 0.1 \
     --warmup_ratio 0.1 --max_steps 1500 --eval_steps 500 \
-    --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --max_seq_length 128 --seed 42 \
-    --head_layers 1 --output_dir "$OUTPUT_DIR/multitask/$1/seed42" --report_to none --delete_checkpoints \
+    --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --max_seq_length 128 --seed "$3" \
+    --head_layers 1 --output_dir "$OUTPUT_DIR/multitask/$1/seed$3" --report_to none --delete_checkpoints \
     --disable_tqdm true --logging_steps 100 "${precision[@]}"
 }
 
-add_task_run() {  # run name, base run name, task: the task's mask and head trained alone on the base's adapter
+add_task_run() {  # run name, base run name, task, seed: the task's mask and head trained alone on the base's adapter
   local precision=()
   [[ "$BF16" == 1 ]] && precision=(--bf16 --use_cpu)
   launch python3 scripts/run_multitask_encoder.py --model_name_or_path "$MODEL" --glue_dir "$GLUE_DIR" \
-    --tasks "$3" --add_task_to "$OUTPUT_DIR/multitask/$2/seed42" --mask_learning_rate 1e-2 --learning_rate 1e-3 \
+    --tasks "$3" --add_task_to "$OUTPUT_DIR/multitask/$2/seed$4" --mask_learning_rate 1e-2 --learning_rate 1e-3 \
     --weight_decay 0.1 --warmup_ratio 0.1 --max_steps "${ADD_STEPS:-360}" --eval_steps "${ADD_EVAL_STEPS:-180}" \
-    --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --max_seq_length 128 --seed 42 \
-    --head_layers 1 --output_dir "$OUTPUT_DIR/multitask/$1/seed42" --report_to none --delete_checkpoints \
+    --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --max_seq_length 128 --seed "$4" \
+    --head_layers 1 --output_dir "$OUTPUT_DIR/multitask/$1/seed$4" --report_to none --delete_checkpoints \
     --disable_tqdm true --logging_steps 100 "${precision[@]}"
 }
 
@@ -238,29 +239,35 @@ for group in "$@"; do
         pair stsb proadapter "proadapter[reduction_factor=12]" seq_bn "seq_bn[reduction_factor=12]" "$seed"
       done ;;
     multitask)
-      for name in ${MULTITASK_RUNS:-hybrid shared sst2}; do
-        case "$name" in
-          hybrid) multitask proadapter_hybrid "proadapter[reduction_factor=12]" ;;
-          shared) multitask seq_bn_shared "seq_bn[reduction_factor=12]" ;;
-          sst2) run sst2 "proadapter_$SST2_ROWS" "proadapter[reduction_factor=12]" "$MASK_LR" "$(epochs_for sst2)" 42 \
-                  --max_train_samples "$SST2_ROWS" ;;
-          *) echo "$0: MULTITASK_RUNS: unknown run '$name'; expected hybrid, shared or sst2" >&2; exit 2 ;;
-        esac
+      for seed in ${SEEDS:-42}; do
+        for name in ${MULTITASK_RUNS:-hybrid shared sst2}; do
+          case "$name" in
+            hybrid) multitask proadapter_hybrid "proadapter[reduction_factor=12]" "$seed" ;;
+            shared) multitask seq_bn_shared "seq_bn[reduction_factor=12]" "$seed" ;;
+            sst2) run sst2 "proadapter_$SST2_ROWS" "proadapter[reduction_factor=12]" "$MASK_LR" "$(epochs_for sst2)" \
+                    "$seed" --max_train_samples "$SST2_ROWS" ;;
+            *) echo "$0: MULTITASK_RUNS: unknown run '$name'; expected hybrid, shared or sst2" >&2; exit 2 ;;
+          esac
+        done
       done ;;
     holdout:*)
       task="${group#*:}"
       [[ " rte mrpc stsb cola sst2 " == *" $task "* ]] || { echo "$0: $group: expected one of rte mrpc stsb cola sst2" >&2; exit 2; }
       rest=""
       for other in rte mrpc stsb cola sst2; do [[ "$other" != "$task" ]] && rest+="$other "; done
-      multitask "proadapter_hybrid_without_$task" "proadapter[reduction_factor=12]" 1e-3 "$rest"
-      add_task_run "proadapter_hybrid_without_${task}_add_$task" "proadapter_hybrid_without_$task" "$task" ;;
+      for seed in ${SEEDS:-42}; do
+        multitask "proadapter_hybrid_without_$task" "proadapter[reduction_factor=12]" "$seed" 1e-3 "$rest"
+        add_task_run "proadapter_hybrid_without_${task}_add_$task" "proadapter_hybrid_without_$task" "$task" "$seed"
+      done ;;
     single_pro)
       for task in mrpc rte cola; do
         run "$task" proadapter "proadapter[reduction_factor=12]" "$MASK_LR" "$(epochs_for "$task")" 42
       done ;;
     hyperformer)  # lr 1e-3 (the other multi-task rows' rate) collapses the hypernetwork; 3e-4 is Table 2's T5 rate
-      multitask hyperformer_pp "hyperformer++[reduction_factor=32]"
-      multitask hyperformer_pp_lr3e-4 "hyperformer++[reduction_factor=32]" 3e-4 ;;
+      for seed in ${SEEDS:-42}; do
+        multitask hyperformer_pp "hyperformer++[reduction_factor=32]" "$seed"
+        multitask hyperformer_pp_lr3e-4 "hyperformer++[reduction_factor=32]" "$seed" 3e-4
+      done ;;
     *) echo "$0: unknown group '$group'; expected stsb_gap, fixed_stsb, budget, table1_adapter, table1_lora, table1_prefix, seeds, multitask, single_pro, hyperformer, table1:TASK, variants:TASK, prefix_lr:TASK, prefix_mean:TASK, archive, lr:TASK, ablation:TASK, sparsity:TASK, sparsity_prolora:TASK, storage:TASK or holdout:TASK" >&2
        exit 2 ;;
   esac

