@@ -158,7 +158,12 @@ def test_summary_reports_test_mean_and_std_of_the_chosen_lr_over_seeds():
     records = [_record("peft_lora_r8", 1e-3, 42, 80.0, 84.0), _record("peft_lora_r8", 1e-3, 43, 80.0, 86.0),
                _record("peft_lora_r8", 2e-3, 42, 70.0, 99.0), _record("peft_lora_r8", 2e-3, 43, 70.0, 99.0)]
     (row,) = summarise(records)["stsb"]
-    assert row["learning_rate"] == 1e-3 and row["seeds"] == [42, 43]
+    assert row["learning_rate"] == 1e-3 and row["seeds"] == [42, 43] and row["rates_compared"] == [1e-3, 2e-3]
+    assert "| 0.001 | 0.001/0.002 | 42/43 |" in markdown(summarise(records), "cmd")
+    # A rate missing on a search seed did not compete, and the table says so.
+    (partial,) = summarise(records[:3], search_seeds=[42, 43])["stsb"]
+    assert partial["rates_compared"] == [1e-3]
+    assert "| 0.001 | 0.001 | 42/43 |" in markdown(summarise(records[:3], search_seeds=[42, 43]), "cmd")
     assert row["test_mean"] == pytest.approx(85.0) and row["test_std"] == pytest.approx(2 ** 0.5)
     assert "| 85.00 ± 1.41 |" in markdown(summarise(records), "cmd")
     one_seed = summarise(records[:1])

@@ -10,17 +10,23 @@ from ._project import atomic_write_text, mean_and_std
 from .plan import METHODS
 
 
-def select_lr(records: Sequence[dict], task: str, method: str,
-              seeds: Optional[Sequence[int]] = None) -> Optional[float]:
-    """The learning rate with the best mean validation main metric over ``seeds`` (all seeds when None).
-
-    Only rates run on every one of those seeds compete; ties go to the smaller rate. None: nothing to choose."""
+def compared_rates(records: Sequence[dict], task: str, method: str,
+                   seeds: Optional[Sequence[int]] = None) -> Dict[float, float]:
+    """The learning rates that compete for the choice, with their mean validation main metric over ``seeds``
+    (all seeds when None): only rates run on every one of those seeds."""
     by_lr: Dict[float, Dict[int, float]] = defaultdict(dict)
     for r in records:
         if r["task"] == task and r["method"] == method and (seeds is None or r["seed"] in seeds):
             by_lr[r["learning_rate"]][r["seed"]] = r["validation_score"]
     wanted = set(seeds) if seeds is not None else {seed for by_seed in by_lr.values() for seed in by_seed}
-    complete = {lr: sum(s.values()) / len(s) for lr, s in by_lr.items() if s and set(s) >= wanted}
+    return {lr: sum(s.values()) / len(s) for lr, s in by_lr.items() if s and set(s) >= wanted}
+
+
+def select_lr(records: Sequence[dict], task: str, method: str,
+              seeds: Optional[Sequence[int]] = None) -> Optional[float]:
+    """The learning rate with the best mean validation main metric among ``compared_rates``; ties go to the
+    smaller rate. None: nothing to choose."""
+    complete = compared_rates(records, task, method, seeds)
     if not complete:
         return None
     return min(complete, key=lambda lr: (-complete[lr], lr))
@@ -54,6 +60,7 @@ def summarise(records: Sequence[dict], search_seeds: Optional[Sequence[int]] = N
         val_mean, _ = mean_and_std([r["validation_score"] for r in chosen])
         first = chosen[0]
         rows[task].append({"task": task, "method": method, "family": first["family"], "learning_rate": lr,
+                           "rates_compared": sorted(compared_rates(records, task, method, search_seeds)),
                            "seeds": [r["seed"] for r in chosen], "validation_mean": val_mean,
                            "test_mean": test_mean, "test_std": test_std, "main_metric": first["main_metric"],
                            "bytes": first["storage"]["bytes_on_disk"], "format": first["storage"]["format"],
@@ -150,20 +157,23 @@ def format_score(mean: float, std: float, seeds: int) -> str:
 
 def markdown(summary: Dict[str, List[dict]], command: str) -> str:
     lines = ["# Score per stored byte: the frontier", "", f"Command: `{command}`", "",
-             "Learning rate chosen on validation (mean over the search seeds), test mean ± sample std over seeds "
-             "(no ± for one seed). "
+             "Learning rate chosen on validation (mean over the search seeds) among the rates compared (those "
+             "run on every search seed; one rate compared means no choice was made), test mean ± sample std over "
+             "seeds (no ± for one seed). "
              "Bytes: the adapter as its method saves it (ProPETL: compact export, bf16 prototype and range-coded "
              "masks), head excluded (its bytes are the last column). ★: on the Pareto frontier of test score "
              "against bytes.", ""]
     for task, rows in summary.items():
         metric = rows[0]["main_metric"]
         lines += [f"## {task} (test {metric})", "",
-                  "| method | lr | seeds | validation | test | bytes on disk (format) | other formats | head bytes | |",
-                  "|---|---:|---|---:|---:|---:|---|---:|---|"]
+                  "| method | lr | rates compared | seeds | validation | test | bytes on disk (format) | other formats "
+                  "| head bytes | |",
+                  "|---|---:|---|---|---:|---:|---:|---|---:|---|"]
         for r in sorted(rows, key=lambda r: r["bytes"]):
             others = ", ".join(f"{k} {v:,}" for k, v in r["other_formats"].items()) or "–"
             lines.append(f"| {_label(r['method'])} | "
-                         f"{r['learning_rate']:g} | {'/'.join(map(str, r['seeds']))} | {r['validation_mean']:.2f} | "
+                         f"{r['learning_rate']:g} | {'/'.join(f'{lr:g}' for lr in r['rates_compared'])} | "
+                         f"{'/'.join(map(str, r['seeds']))} | {r['validation_mean']:.2f} | "
                          f"{format_score(r['test_mean'], r['test_std'], len(r['seeds']))} | {r['bytes']:,} ({r['format']}) | {others} | "
                          f"{r['head_bytes']:,} | {'★' if r['on_frontier'] else ''} |")
         lines.append("")
