@@ -8,7 +8,9 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 import shutil
+import sys
 import time
 from typing import Callable, Optional, Sequence
 
@@ -16,12 +18,13 @@ import torch
 from adapters import AdapterConfig
 
 from ..configuration import is_propetl_config
+from ..data.glue import GlueDataError
 from ..methods.registry import method_of
 from ..serialization import adapter_tensors, is_layer_norm, save_base_layer_norms
 from ..storage import base_model_parameters, bits_by_width, bls_bits, storage_report
 from ..training import trainable_parameter_count
-from .common import ExperimentError, freeze_layer_norms, plain_method_name, storage_summary, versions
-from .run_folder import RESUMED_TRAIN_LOSS_NOTE, export_folder, finish, resumable_checkpoint
+from .common import ExperimentError, configure_logging, freeze_layer_norms, plain_method_name, storage_summary, versions
+from .run_folder import RESUMED_TRAIN_LOSS_NOTE, ResultsError, export_folder, finish, resumable_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -245,3 +248,22 @@ def train_test_and_record(trainer, model, args, training_args, config, rows: dic
     })
     return export_and_record(model, trainer, adapter_name, config, results["tasks"], training_args.output_dir,
                              head_parameters, results, args.delete_checkpoints, per_task=args.adapter_per_task)
+
+
+def multitask_main(prog: str, argv: Optional[Sequence[str]], parse: Callable[[list], tuple],
+                   run: Callable[..., dict]) -> int:
+    """The command-line entry of a multi-task runner: ``parse(argv)`` gives (arguments, training arguments) for
+    ``run``; prints the test average and each task's score. Returns 0, or 2 with the message on stderr for bad
+    arguments or data."""
+    configure_logging()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args, training_args = parse(argv)
+        results = run(args, training_args, command_line=shlex.join([prog, *argv]))
+    except (ExperimentError, GlueDataError, ResultsError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    average = results.get("test_average")
+    print(f"test average {'n/a' if average is None else f'{average:.2f}'}: " + ", ".join(
+        f"{k[5:]} {v:.2f}" for k, v in results["test"].items() if k.endswith("_score")))
+    return 0

@@ -29,8 +29,6 @@ and its joint counterpart is the five-task command above.
 
 import math
 import os
-import shlex
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -40,16 +38,16 @@ from adapters import AdapterConfig
 from transformers import AutoTokenizer, DataCollatorWithPadding, HfArgumentParser, TrainingArguments, set_seed
 
 from ..configuration import is_propetl_config
-from ..data.glue import TASK_NAMES, GlueDataError, get_task, load_glue_dir, load_glue_online, tokenize_split
+from ..data.glue import TASK_NAMES, get_task, load_glue_dir, load_glue_online, tokenize_split
 from ..data.metrics import compute_glue_metrics
 from ..data.splits import paper_splits
 from ..multitask import add_task
 from ..training import MultiTaskFullTrainer, MultiTaskTrainer, TaskMetric, trainable_parameter_count
-from .common import ExperimentError, configure_logging, load_adapter_model
-from .multitask import (MASK_LEARNING_RATE_HELP, MASK_LR_RATIO_HELP, method_label, multitask_training_args,
-                        prepare_model, resolve_mask_learning_rate, resolve_multitask_config, train_test_and_record,
-                        trainer_choice)
-from .run_folder import DONE_FILE, RESULTS_FILE, ResultsError, export_folder, finished_results
+from .common import ExperimentError, load_adapter_model
+from .multitask import (MASK_LEARNING_RATE_HELP, MASK_LR_RATIO_HELP, method_label, multitask_main,
+                        multitask_training_args, prepare_model, resolve_mask_learning_rate, resolve_multitask_config,
+                        train_test_and_record, trainer_choice)
+from .run_folder import DONE_FILE, RESULTS_FILE, export_folder, finished_results
 
 ADAPTER_NAME = "glue"
 HEADS_DIR = "heads"  # heads/<task>: each task's classification head (model.save_head)
@@ -263,17 +261,11 @@ def run(args: MultiTaskArguments, training_args, command_line: Optional[str] = N
                                  save_extra=save_heads, more_results=more_results)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    configure_logging()
-    argv = list(sys.argv[1:] if argv is None else argv)
+def parse_arguments(argv: Sequence[str]):
     parser = HfArgumentParser((MultiTaskArguments, TrainingArguments))
     parser.set_defaults(report_to="none")
-    try:
-        args, training_args = parser.parse_args_into_dataclasses(args=argv)
-        results = run(args, training_args, command_line=shlex.join(["run_multitask_encoder.py", *argv]))
-    except (ExperimentError, GlueDataError, ResultsError) as err:
-        print(f"run_multitask_encoder.py: error: {err}", file=sys.stderr)
-        return 2
-    print(f"test average {results['test_average']:.2f}: " + ", ".join(
-        f"{k[5:]} {v:.2f}" for k, v in results["test"].items() if k.endswith("_score")))
-    return 0
+    return parser.parse_args_into_dataclasses(args=list(argv))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return multitask_main("run_multitask_encoder.py", argv, parse_arguments, run)

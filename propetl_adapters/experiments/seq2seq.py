@@ -9,8 +9,6 @@ by the average of the task scores. The mask learning rate is ``--mask_learning_r
 
 import json
 import os
-import shlex
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -19,14 +17,14 @@ import datasets
 import numpy as np
 from transformers import AutoTokenizer, DataCollatorForSeq2Seq, HfArgumentParser, Seq2SeqTrainingArguments, set_seed
 
-from ..data.glue import GlueDataError
 from ..data.text_data import load_text_task
 from ..data.text_tasks import TEXT_TASKS, get_text_task, missing_metric_packages
 from ..training import MultiTaskFullSeq2SeqTrainer, MultiTaskSeq2SeqTrainer, TaskMetric
-from .common import ExperimentError, configure_logging, load_adapter_model, read_json_arguments
-from .multitask import (MASK_LEARNING_RATE_HELP, MASK_LR_RATIO_HELP, multitask_training_args, prepare_model,
-                        resolve_mask_learning_rate, resolve_multitask_config, train_test_and_record, trainer_choice)
-from .run_folder import ResultsError, finished_results
+from .common import ExperimentError, load_adapter_model, read_json_arguments
+from .multitask import (MASK_LEARNING_RATE_HELP, MASK_LR_RATIO_HELP, multitask_main, multitask_training_args,
+                        prepare_model, resolve_mask_learning_rate, resolve_multitask_config, train_test_and_record,
+                        trainer_choice)
+from .run_folder import finished_results
 
 ADAPTER_NAME = "seq2seq"
 
@@ -175,14 +173,4 @@ def parse_arguments(argv: Sequence[str]):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    configure_logging()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args, training_args = parse_arguments(argv)
-        results = run(args, training_args, command_line=shlex.join(["run_seq2seq.py", *argv]))
-    except (ExperimentError, GlueDataError, ResultsError) as err:
-        print(f"run_seq2seq.py: error: {err}", file=sys.stderr)
-        return 2
-    print(f"test average {results.get('test_average')}: " + ", ".join(
-        f"{k[5:]} {v:.2f}" for k, v in results["test"].items() if k.endswith("_score")))
-    return 0
+    return multitask_main("run_seq2seq.py", argv, parse_arguments, run)
