@@ -1,6 +1,6 @@
 """``propetl-table``: Table 1 of the ProPETL paper from a tree of run folders (``scripts/collect_results.py``).
 
-Every finished run folder below the given root is read (``experiments/run_folder.walk_results``). Runs are grouped by method (the ``method`` field, or the folder path with ``--group_by path``)
+Every finished run folder below the given roots is read (``experiments/run_folder.walk_results``). Runs are grouped by method (the ``method`` field, or the folder path with ``--group_by path``)
 and task; each cell is the mean ± sample standard deviation over seeds of the test score. The
 average is the paper's: the mean of the 11 numbers (MRPC, QQP and STS-B count twice), taken over
 the per-task means. "% params" is the trainable PETL module without the prediction head and "% BLS"
@@ -14,12 +14,14 @@ import json
 import os
 import shlex
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from ..atomic import atomic_write_text
 from ..data.glue import GlueTask, get_task
 from ..data.metrics import mean_and_std, paper_average
 from ..experiments.run_folder import DONE_FILE, RESULTS_FILE, ResultsError, read_results, walk_results
+
+RootsArg = Union[str, Sequence[str]]  # one results folder, or several read as one
 
 # Column order of the paper's Table 1.
 TABLE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
@@ -52,20 +54,32 @@ def find_results(root: str) -> Tuple[List[Tuple[str, dict]], List[str]]:
     return found, skipped
 
 
-def find_glue_runs(root: str) -> Tuple[List[Tuple[str, dict, GlueTask]], List[str]]:
-    """``([(run folder, results, GLUE task spec), ...], [notes on skipped folders])``; both the table and the
-    run list read only these, so a non-GLUE or unfinished run is skipped the same way in each."""
-    found, skipped = find_results(root)
-    notes = [f"skipped {n}" for n in skipped]
-    runs = []
-    for folder, results in found:
-        try:
-            runs.append((folder, results, get_task(results["task"])))
-        except ValueError:
-            notes.append(f"skipped {folder} (task {results['task']!r} is not a GLUE task)")
-    if not runs:
-        raise ResultsError(f"{root}: no finished GLUE runs (folders with {RESULTS_FILE} and {DONE_FILE})")
+def find_glue_runs(roots: RootsArg) -> Tuple[List[Tuple[str, dict, GlueTask]], List[str]]:
+    """``([(run folder, results, GLUE task spec), ...], [notes on skipped folders])`` below each root (one
+    folder or several); both the table and the run list read only these, so a non-GLUE or unfinished run is
+    skipped the same way in each. A root without a finished GLUE run is an error (a mistyped folder)."""
+    runs, notes = [], []
+    for root in _as_list(roots):
+        found, skipped = find_results(root)
+        notes += [f"skipped {n}" for n in skipped]
+        before = len(runs)
+        for folder, results in found:
+            try:
+                runs.append((folder, results, get_task(results["task"])))
+            except ValueError:
+                notes.append(f"skipped {folder} (task {results['task']!r} is not a GLUE task)")
+        if len(runs) == before:
+            raise ResultsError(f"{root}: no finished GLUE runs (folders with {RESULTS_FILE} and {DONE_FILE})")
     return runs, notes
+
+
+def _as_list(roots: RootsArg) -> List[str]:
+    return [roots] if isinstance(roots, str) else list(roots)
+
+
+def _base(roots: RootsArg) -> str:
+    """The folder that run paths are relative to: the root, or the deepest folder holding all the roots."""
+    return os.path.commonpath([os.path.abspath(r) for r in _as_list(roots)])
 
 
 def _group_key(root: str, folder: str, results: dict, group_by: str) -> str:
@@ -77,10 +91,12 @@ def _group_key(root: str, folder: str, results: dict, group_by: str) -> str:
     return "/".join(parts) or "."
 
 
-def aggregate(root: str, group_by: str = "method") -> Tuple[Dict[str, dict], List[str]]:
+def aggregate(roots: RootsArg, group_by: str = "method") -> Tuple[Dict[str, dict], List[str]]:
     """``{group: {"tasks": {task: {metric: [values]}}, "seeds": {task: [seeds]}, "trainable_percent": [...],
-    "bls_percent": [...]}}`` and a list of notes (skipped runs, duplicates)."""
-    runs, notes = find_glue_runs(root)
+    "bls_percent": [...]}}`` and a list of notes (skipped runs, duplicates). With several roots, paths (for
+    ``group_by="path"``) are relative to the deepest folder holding them all."""
+    runs, notes = find_glue_runs(roots)
+    root = _base(roots)
     groups: Dict[str, dict] = {}
     seen = {}
     for folder, results, spec in runs:
@@ -167,10 +183,12 @@ def _short_command(results: dict) -> str:
     return " ".join('"$MODEL"' if model and part == model else shlex.quote(part) for part in parts)
 
 
-def collect_runs(root: str) -> Tuple[List[dict], List[str]]:
+def collect_runs(roots: RootsArg) -> Tuple[List[dict], List[str]]:
     """One record per finished GLUE run, sorted by task then folder (what ``--runs`` prints and ``--json``
-    writes with it), and the notes on skipped folders."""
-    runs, notes = find_glue_runs(root)
+    writes with it), and the notes on skipped folders. Run paths are relative to the root (with several, to
+    the deepest folder holding them all)."""
+    runs, notes = find_glue_runs(roots)
+    root = _base(roots)
     records = []
     for folder, results, spec in sorted(runs, key=lambda item: (item[2].name, item[0])):
         storage = results.get("storage") or {}
@@ -211,7 +229,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="propetl-table",
         description=f"Collect run_glue.py results ({RESULTS_FILE}) into the markdown Table 1 of the paper.")
-    parser.add_argument("root", help="results folder, e.g. outputs/glue (searched recursively)")
+    parser.add_argument("roots", nargs="+", metavar="root",
+                        help="results folder, e.g. outputs/glue (searched recursively); several folders are read "
+                             "as one, e.g. the two run folders of a pair")
     parser.add_argument("--group_by", choices=("method", "path"), default="method",
                         help="rows by the recorded method (default) or by the folder path above <task>/<seed>, "
                              "e.g. for ablations of one method")
@@ -224,10 +244,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.runs:
-            numbers, notes = collect_runs(args.root)
+            numbers, notes = collect_runs(args.roots)
             table = render_runs(numbers, notes)
         else:
-            numbers, notes = aggregate(args.root, args.group_by)
+            numbers, notes = aggregate(args.roots, args.group_by)
             table = render_table(numbers, notes, paper=args.paper)
     except ResultsError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)

@@ -63,6 +63,23 @@ def test_command_line_writes_markdown_and_reports_empty_trees(tmp_path, capsys):
     assert main([str(tmp_path / "empty")]) == 2
 
 
+def test_several_roots_are_read_as_one_tree_and_each_must_hold_a_run(tmp_path, capsys):
+    write_run(tmp_path / "fixed" / "stsb", "proadapter", "stsb", 42, 84.0)
+    write_run(tmp_path / "fixed" / "stsb", "prefix_tuning", "stsb", 42, 1.0)  # not among the roots given
+    write_run(tmp_path / "fixed" / "sst2", "proadapter", "sst2", 42, 82.0)
+    roots = [str(tmp_path / "fixed" / "stsb" / "proadapter"), str(tmp_path / "fixed" / "sst2" / "proadapter")]
+    groups, _ = aggregate(roots)
+    assert list(groups) == ["proadapter"] and sorted(groups["proadapter"]["tasks"]) == ["sst2", "stsb"]
+    by_path, _ = aggregate(roots, group_by="path")  # paths relative to the folder that holds both roots
+    assert sorted(by_path) == ["sst2/proadapter", "stsb/proadapter"]
+    assert main([*roots, "--runs"]) == 0
+    listing = capsys.readouterr().out
+    assert "| sst2/proadapter/sst2/seed42 |" in listing and "| stsb/proadapter/stsb/seed42 |" in listing
+    assert "prefix_tuning" not in listing
+    assert main([roots[0], str(tmp_path / "fixed" / "cola")]) == 2  # a mistyped or empty root is named
+    assert "cola" in capsys.readouterr().err
+
+
 def test_group_by_path_and_script_wrapper(tmp_path):
     write_run(tmp_path / "ablation" / "k0.3", "proadapter", "rte", 42, 60.0)
     write_run(tmp_path / "ablation" / "k0.5", "proadapter", "rte", 42, 65.0)
