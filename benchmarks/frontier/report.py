@@ -22,14 +22,18 @@ def compared_rates(records: Sequence[dict], task: str, method: str,
     return {lr: sum(s.values()) / len(s) for lr, s in by_lr.items() if s and set(s) >= wanted}
 
 
+def best_rate(compared: Dict[float, float]) -> Optional[float]:
+    """The rate of ``compared_rates`` with the best mean validation; ties go to the smaller rate. None: none."""
+    if not compared:
+        return None
+    return min(compared, key=lambda lr: (-compared[lr], lr))
+
+
 def select_lr(records: Sequence[dict], task: str, method: str,
               seeds: Optional[Sequence[int]] = None) -> Optional[float]:
     """The learning rate with the best mean validation main metric among ``compared_rates``; ties go to the
     smaller rate. None: nothing to choose."""
-    complete = compared_rates(records, task, method, seeds)
-    if not complete:
-        return None
-    return min(complete, key=lambda lr: (-complete[lr], lr))
+    return best_rate(compared_rates(records, task, method, seeds))
 
 
 def pareto_frontier(points: Sequence[Tuple[float, float]]) -> List[int]:
@@ -51,7 +55,8 @@ def summarise(records: Sequence[dict], search_seeds: Optional[Sequence[int]] = N
     order = list(METHODS)
     for task, method in sorted({(r["task"], r["method"]) for r in records},
                                key=lambda tm: (tm[0], order.index(tm[1]) if tm[1] in order else len(order))):
-        lr = select_lr(records, task, method, search_seeds)
+        compared = compared_rates(records, task, method, search_seeds)
+        lr = best_rate(compared)
         if lr is None:
             continue
         chosen = sorted((r for r in records if r["task"] == task and r["method"] == method
@@ -60,7 +65,7 @@ def summarise(records: Sequence[dict], search_seeds: Optional[Sequence[int]] = N
         val_mean, _ = mean_and_std([r["validation_score"] for r in chosen])
         first = chosen[0]
         rows[task].append({"task": task, "method": method, "family": first["family"], "learning_rate": lr,
-                           "rates_compared": sorted(compared_rates(records, task, method, search_seeds)),
+                           "rates_compared": sorted(compared),
                            "seeds": [r["seed"] for r in chosen], "validation_mean": val_mean,
                            "test_mean": test_mean, "test_std": test_std, "main_metric": first["main_metric"],
                            "bytes": first["storage"]["bytes_on_disk"], "format": first["storage"]["format"],
