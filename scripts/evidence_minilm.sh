@@ -48,11 +48,12 @@
 #   ablation:TASK  the four-way ablation (scripts/run_ablations.sh) on TASK        -> $OUTPUT_DIR/issue7/ablation
 #   sparsity:TASK  the ProAdapter sparsity sweep k = 0.1 ... 1.0 on TASK            -> $OUTPUT_DIR/issue7/sparsity
 #   sparsity_prolora:TASK the ProLoRA sweep (r 32, alpha 48), k = 0.1 0.5 1.0 unless DENSITIES says otherwise; its
-#                  k = 0.1 run is the ProLoRA run of variants:TASK (seed 42), copied in -> $OUTPUT_DIR/issue7/sparsity
+#                  k = 0.1 run is the ProLoRA run of variants:TASK (same seed), copied in -> $OUTPUT_DIR/issue7/sparsity
 #   storage:TASK   adapter vs ProAdapter at bottleneck 8, 16, 32, 64 on TASK      -> $OUTPUT_DIR/issue7/storage
 #                  These three use the same protocol as the groups above (epochs_for TASK, lr 1e-3, mask lr
 #                  MASK_LR), so the ProAdapter (bn 32, k 0.5) and adapter (bn 32) runs already made by
-#                  stsb_gap / single_pro / table1_adapter are copied in instead of trained again (seed 42).
+#                  stsb_gap / single_pro / table1_adapter / table1:TASK / variants:TASK are copied in instead of
+#                  trained again, for every seed of SEEDS that they have.
 #                  SEEDS (default 42) sets their seeds; SIZES (default "8 16 32 64") the storage bottlenecks;
 #                  SETTINGS (default all four) the ablation's settings, e.g. SETTINGS=only_mask SEEDS="43 44".
 set -euo pipefail
@@ -131,29 +132,37 @@ grid() {  # script, task, [VAR=value ...]: one of the issue-7 grid scripts with 
     EXTRA_ARGS="--head_layers 1 --delete_checkpoints --disable_tqdm true $precision" "$@" bash "scripts/$script"
 }
 
-pro_run() {  # the ProAdapter (bn 32, k 0.5, MASK_LR) run of TASK made by an earlier group (stsb_gap's name first)
-  local gap_run="$OUTPUT_DIR/stsb/proadapter_masklr$MASK_LR/seed42"
-  if [[ "$1" == stsb && -d "$gap_run" ]]; then echo "$gap_run"; else echo "$OUTPUT_DIR/$1/proadapter/seed42"; fi
+pro_run() {  # task, seed: the ProAdapter (bn 32, k 0.5, MASK_LR) run made by an earlier group (stsb_gap's name first)
+  local gap_run="$OUTPUT_DIR/stsb/proadapter_masklr$MASK_LR/seed$2"
+  if [[ "$1" == stsb && -d "$gap_run" ]]; then echo "$gap_run"; else echo "$OUTPUT_DIR/$1/proadapter/seed$2"; fi
 }
 
 for group in "$@"; do
   case "$group" in
     ablation:*)
       task="${group#*:}"
-      reuse "$(pro_run "$task")" "$OUTPUT_DIR/issue7/ablation/proadapter/$task/seed42"
+      for seed in ${SEEDS:-42}; do
+        reuse "$(pro_run "$task" "$seed")" "$OUTPUT_DIR/issue7/ablation/proadapter/$task/seed$seed"
+      done
       grid run_ablations.sh "$task" ;;
     sparsity:*)
       task="${group#*:}"
-      reuse "$(pro_run "$task")" "$OUTPUT_DIR/issue7/sparsity/proadapter_k0.5/$task/seed42"
+      for seed in ${SEEDS:-42}; do
+        reuse "$(pro_run "$task" "$seed")" "$OUTPUT_DIR/issue7/sparsity/proadapter_k0.5/$task/seed$seed"
+      done
       grid run_sparsity_sweep.sh "$task" VARIANTS=proadapter ;;
     sparsity_prolora:*)
       task="${group#*:}"
-      reuse "$OUTPUT_DIR/$task/prolora/seed42" "$OUTPUT_DIR/issue7/sparsity/prolora_k0.1/$task/seed42"
+      for seed in ${SEEDS:-42}; do
+        reuse "$OUTPUT_DIR/$task/prolora/seed$seed" "$OUTPUT_DIR/issue7/sparsity/prolora_k0.1/$task/seed$seed"
+      done
       grid run_sparsity_sweep.sh "$task" VARIANTS=prolora DENSITIES="${DENSITIES:-0.1 0.5 1.0}" ;;
     storage:*)
       task="${group#*:}"
-      reuse "$(pro_run "$task")" "$OUTPUT_DIR/issue7/storage/proadapter_bn32/$task/seed42"
-      reuse "$OUTPUT_DIR/$task/seq_bn/seed42" "$OUTPUT_DIR/issue7/storage/seq_bn_bn32/$task/seed42"
+      for seed in ${SEEDS:-42}; do
+        reuse "$(pro_run "$task" "$seed")" "$OUTPUT_DIR/issue7/storage/proadapter_bn32/$task/seed$seed"
+        reuse "$OUTPUT_DIR/$task/seq_bn/seed$seed" "$OUTPUT_DIR/issue7/storage/seq_bn_bn32/$task/seed$seed"
+      done
       grid run_storage_curve.sh "$task" SIZES="${SIZES:-8 16 32 64}" ;;
     table1:*)
       task="${group#*:}" subset=() suffix=""

