@@ -2,9 +2,9 @@
 """The multi-task comparison table of docs/results.md from result folders; see
 ``propetl_adapters.reports.multitask_table`` for the columns.
 
-    python scripts/multitask_table.py --multitask outputs/evidence/multitask/proadapter_hybrid/seed42 \
-        outputs/evidence/multitask/seq_bn_shared/seed42 \
-        --single rte=outputs/evidence/rte/proadapter/seed42 mrpc=... --single_label "single-task ProAdapter"
+    python scripts/multitask_table.py --multitask docs/runs/fixed/multitask/proadapter_hybrid \
+        docs/runs/fixed/multitask/seq_bn_shared \
+        --single rte=docs/runs/fixed/rte/proadapter mrpc=... --single_label "single-task ProAdapter"
 """
 
 import os

@@ -150,6 +150,12 @@ def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
+def mean_std_text(values: Sequence[float]) -> str:
+    """A table cell: "mean ± std" over seeds, or the bare mean of a single seed (which has no spread)."""
+    mean, std = mean_and_std(values)
+    return f"{mean:.2f}" if len(values) < 2 else f"{mean:.2f} ± {std:.2f}"
+
+
 def _paired_arrays(predictions: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Validate two inputs as equally long, non-empty, finite 1-D arrays."""
     arrays = []

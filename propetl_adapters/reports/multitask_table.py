@@ -1,25 +1,47 @@
 """The multi-task comparison table of docs/results.md from result folders.
 
-    python scripts/multitask_table.py --multitask outputs/evidence/multitask/proadapter_hybrid/seed42 \
-        outputs/evidence/multitask/seq_bn_shared/seed42 \
-        --single rte=outputs/evidence/rte/proadapter/seed42 mrpc=... --single_label "single-task ProAdapter"
+    python scripts/multitask_table.py --multitask docs/runs/fixed/multitask/proadapter_hybrid \
+        docs/runs/fixed/multitask/seq_bn_shared \
+        --single rte=docs/runs/fixed/rte/proadapter mrpc=... --single_label "single-task ProAdapter"
 
-A task's score is the mean of its metrics (the multi-task runs' ``<task>_score``); the averages are the mean
-of the task scores, over all of a row's tasks and over the tasks every row has. Storage: total bits, and bits one more task adds. Single-task runs store one module
-per task, so their total is the sum and a task adds its whole module.
+Each folder is one run, or a folder of runs (its seeds: every finished run below it). A task's score is the
+mean of its metrics (the multi-task runs' ``<task>_score``); a cell is its mean ± std over the seeds. The
+averages are the means of the task cells, over all of a row's tasks and over the tasks every row has; "seeds"
+is the number of runs per task. Storage: total bits, and bits one more task adds. Single-task runs store one
+module per task, so their total is the sum and a task adds its whole module.
 """
 
 import argparse
 import statistics
 import sys
+from typing import Dict, List
 
-from ..experiments.run_folder import ResultsError, read_results
+from ..data.metrics import mean_std_text
+from ..experiments.run_folder import ResultsError, read_results, walk_results
 
 
-def multitask_row(results: dict):
-    tasks = results["tasks"]
-    scores = {t: results["test"][f"test_{t}_score"] for t in tasks}
-    storage = results["storage"]
+def seed_runs(folder: str) -> List[dict]:
+    """The results of every finished run at or below ``folder`` (one run, or a folder of seeds)."""
+    found, _ = walk_results(folder)
+    if not found:
+        raise ResultsError(f"{folder}: no finished run (all_results.json with a DONE marker) in it or below it")
+    return [read_results(run) for run in found]
+
+
+def _same_storage(runs: List[dict], folder: str) -> dict:
+    """The storage record the seeds share; seeds of one row that stored different sizes are not one row."""
+    storage = runs[0]["storage"]
+    if any(run["storage"].get("bls_bits") != storage.get("bls_bits") for run in runs):
+        raise ResultsError(f"{folder}: its runs store different bls_bits; give each configuration its own folder")
+    return storage
+
+
+def multitask_row(runs: List[dict], folder: str):
+    tasks = runs[0]["tasks"]
+    if any(run["tasks"] != tasks for run in runs):
+        raise ResultsError(f"{folder}: its runs train different tasks; give each task set its own folder")
+    scores = {t: [run["test"][f"test_{t}_score"] for run in runs] for t in tasks}
+    storage = _same_storage(runs, folder)
     added = storage.get("task_bits", {})
     return scores, storage["bls_bits"], (statistics.mean(added.values()) if added else 0)
 
@@ -34,15 +56,22 @@ def multitask_label(results: dict, every_task: list) -> str:
     return f"{label} without {', '.join(missing)}" if missing else label
 
 
-def single_rows(pairs):
-    scores, total, per_task = {}, 0, []
+def single_row(pairs: List[str]):
+    scores: Dict[str, List[float]] = {}
+    per_task = []
     for pair in pairs:
         task, _, folder = pair.partition("=")
-        results = read_results(folder)
-        scores[task] = statistics.mean(results["test"][m] for m in results["metric_names"])
-        total += results["storage"]["bls_bits"]
-        per_task.append(results["storage"]["bls_bits"])
-    return scores, total, statistics.mean(per_task)
+        if not task or not folder:
+            raise ResultsError(f"--single {pair!r}: expected TASK=FOLDER")
+        runs = seed_runs(folder)
+        scores[task] = [statistics.mean(run["test"][m] for m in run["metric_names"]) for run in runs]
+        per_task.append(_same_storage(runs, folder)["bls_bits"])
+    return scores, sum(per_task), statistics.mean(per_task)
+
+
+def _seed_counts(scores: Dict[str, List[float]]) -> str:
+    counts = sorted({len(values) for values in scores.values()})
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
 
 
 def main(argv=None) -> int:
@@ -55,26 +84,27 @@ def main(argv=None) -> int:
 
 def _print_table(argv) -> int:
     parser = argparse.ArgumentParser(prog="multitask_table.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--multitask", nargs="+", default=[], help="multi-task run folders")
-    parser.add_argument("--single", nargs="*", default=[], help="TASK=FOLDER of single-task runs")
+    parser.add_argument("--multitask", nargs="+", default=[], help="multi-task run folders, or folders of seeds")
+    parser.add_argument("--single", nargs="*", default=[], help="TASK=FOLDER of single-task runs (or of seeds)")
     parser.add_argument("--single_label", default="single-task")
     args = parser.parse_args(argv)
-    runs = [read_results(folder) for folder in args.multitask]
-    every_task = list(dict.fromkeys(t for results in runs for t in results["tasks"]))
-    rows = [(multitask_label(results, every_task), *multitask_row(results)) for results in runs]
+    runs = [seed_runs(folder) for folder in args.multitask]
+    every_task = list(dict.fromkeys(t for seeds in runs for results in seeds for t in results["tasks"]))
+    rows = [(multitask_label(seeds[0], every_task), *multitask_row(seeds, folder))
+            for seeds, folder in zip(runs, args.multitask)]
     if args.single:
-        rows.append((args.single_label, *single_rows(args.single)))
+        rows.append((args.single_label, *single_row(args.single)))
     tasks = list(dict.fromkeys(t for row in rows for t in row[1]))
-    base = runs[-1]["storage"]["base_model_parameters"] if runs else None
+    base = runs[-1][0]["storage"]["base_model_parameters"] if runs else None
     common = [t for t in tasks if all(t in row[1] for row in rows)]
     print("| method | " + " | ".join(tasks) + f" | average of all | average of {'/'.join(common)} | total BLS (bits) "
-          "| % of model | bits a task adds |")
-    print("|---|" + "---:|" * (len(tasks) + 5))
+          "| % of model | bits a task adds | seeds |")
+    print("|---|" + "---:|" * (len(tasks) + 6))
     for label, scores, total, added in rows:
         percent = f"{100 * total / (32 * base):.3f} %" if base else ""
-        cells = " | ".join(f"{scores[t]:.2f}" if t in scores else "–" for t in tasks)
-        average = statistics.mean(scores[t] for t in tasks if t in scores)
-        shared_average = statistics.mean(scores[t] for t in common)
-        print(f"| {label} | {cells} | {average:.2f} | {shared_average:.2f} | {total:,} | {percent} | {added:,.0f} |")
+        cells = " | ".join(mean_std_text(scores[t]) if t in scores else "–" for t in tasks)
+        average = statistics.mean(statistics.mean(scores[t]) for t in tasks if t in scores)
+        shared_average = statistics.mean(statistics.mean(scores[t]) for t in common)
+        print(f"| {label} | {cells} | {average:.2f} | {shared_average:.2f} | {total:,} | {percent} | {added:,.0f} "
+              f"| {_seed_counts(scores)} |")
     return 0
-

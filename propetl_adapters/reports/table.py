@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from ..atomic import atomic_write_text
 from ..data.glue import GlueTask, get_task
-from ..data.metrics import mean_and_std, paper_average
+from ..data.metrics import mean_and_std, mean_std_text, paper_average
 from ..experiments.run_folder import DONE_FILE, RESULTS_FILE, ResultsError, read_results, walk_results
 
 RootsArg = Union[str, Sequence[str]]  # one results folder, or several read as one
@@ -121,11 +121,6 @@ def aggregate(roots: RootsArg, group_by: str = "method") -> Tuple[Dict[str, dict
     return groups, notes
 
 
-def _cell(values: Sequence[float]) -> str:
-    mean, std = mean_and_std(values)
-    return f"{mean:.2f}" if len(values) < 2 else f"{mean:.2f} ± {std:.2f}"
-
-
 def _sort_key(group: str):
     order = list(METHOD_LABELS)
     base = group.split("/")[0]
@@ -145,7 +140,7 @@ def render_table(groups: Dict[str, dict], notes: Sequence[str] = (), paper: bool
                 cells.append("–")
                 continue
             metrics = data["tasks"][task]
-            cells.append(" / ".join(_cell(values) for values in metrics.values()))
+            cells.append(" / ".join(mean_std_text(values) for values in metrics.values()))
             means[task] = {m: mean_and_std(values)[0] for m, values in metrics.items()}
         average = paper_average(means) if means else float("nan")
         avg_cell = f"{average:.2f}"
