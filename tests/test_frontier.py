@@ -193,6 +193,11 @@ def test_goal_compares_each_propetl_point_with_the_best_peer_of_no_more_bytes():
     small = summarise(peers + seeds("proadapter_bn8_k0.5", "propetl", 100, [95.0, 95.0, 95.0]))["stsb"]
     (check,) = goal_check(small)
     assert check["beats"] == ["peft_fourierft_n1000", "peft_vblora"] and check["reached"]
+    # ... and a one-seed larger peer it also beats does not hold it back (its three-seed peers are the evidence)
+    one_seed_peer = seeds("peft_lora_r8", "peft", 3000, [60.0])
+    (check,) = goal_check(summarise(peers + one_seed_peer + seeds("proadapter_bn8_k0.5", "propetl", 100,
+                                                                  [95.0, 95.0, 95.0]))["stsb"])
+    assert check["beats"][-1] == "peft_lora_r8" and check["seeds"] == 3 and check["reached"]
     # At no more bytes than a peer it outscores: reached, with the margin against the best of those peers.
     beaten = [r for r in records if r["method"] != "peft_fourierft_n1000"]
     check = {c["method"]: c for c in goal_check(summarise(beaten)["stsb"])}["prolora_r8"]

@@ -91,14 +91,17 @@ def goal_check(rows: Sequence[dict]) -> List[dict]:
     ``margin`` is the ProPETL mean minus that peer's mean (None when no peer is that small). ``beats``: the
     peers of at least as many bytes that score no more than it. ``reached``: the point is on or above the
     peers' frontier with something to show for it, on at least GOAL_SEEDS seeds on both sides: margin >= 0,
-    or, when no peer is that small, it beats a larger peer. ``noise``: the largest seed std involved."""
+    or, when no peer is that small, it beats a larger peer (one with GOAL_SEEDS seeds, where it beats any).
+    ``noise``: the largest seed std involved."""
     peers = [r for r in rows if r["family"] != "propetl"]
     checks = []
     for row in sorted((r for r in rows if r["family"] == "propetl"), key=lambda r: r["bytes"]):
         best = max((p for p in peers if p["bytes"] <= row["bytes"]), key=lambda p: p["test_mean"], default=None)
         beats = sorted((p for p in peers if p["bytes"] >= row["bytes"] and p["test_mean"] <= row["test_mean"]),
                        key=lambda p: p["bytes"])
-        compared = [best] if best else beats
+        # smaller than every peer: a beaten peer with enough seeds is the evidence, and one-seed peers it also
+        # beats must not hold the point back
+        compared = [best] if best else [p for p in beats if len(p["seeds"]) >= GOAL_SEEDS] or beats
         seeds = min([len(row["seeds"])] + [len(p["seeds"]) for p in compared])
         margin = None if best is None else row["test_mean"] - best["test_mean"]
         shown = margin >= 0 if best is not None else bool(beats)
