@@ -20,11 +20,13 @@ from ..data.metrics import mean_std_text
 from ..experiments.run_folder import ResultsError, read_results, walk_results
 
 
-def seed_runs(folder: str) -> List[dict]:
-    """The results of every finished run at or below ``folder`` (one run, or a folder of seeds)."""
-    found, _ = walk_results(folder)
+def seed_runs(folder: str, notes: List[str]) -> List[dict]:
+    """The results of every finished run at or below ``folder`` (one run, or a folder of seeds); each unfinished
+    run found there is added to ``notes``, so that a row over fewer seeds than were started says so."""
+    found, skipped = walk_results(folder)
     if not found:
         raise ResultsError(f"{folder}: no finished run (all_results.json with a DONE marker) in it or below it")
+    notes += [f"skipped {reason}" for reason in skipped]
     return [read_results(run) for run in found]
 
 
@@ -56,14 +58,14 @@ def multitask_label(results: dict, every_task: list) -> str:
     return f"{label} without {', '.join(missing)}" if missing else label
 
 
-def single_row(pairs: List[str]):
+def single_row(pairs: List[str], notes: List[str]):
     scores: Dict[str, List[float]] = {}
     per_task = []
     for pair in pairs:
         task, _, folder = pair.partition("=")
         if not task or not folder:
             raise ResultsError(f"--single {pair!r}: expected TASK=FOLDER")
-        runs = seed_runs(folder)
+        runs = seed_runs(folder, notes)
         scores[task] = [statistics.mean(run["test"][m] for m in run["metric_names"]) for run in runs]
         per_task.append(_same_storage(runs, folder)["bls_bits"])
     return scores, sum(per_task), statistics.mean(per_task)
@@ -88,12 +90,13 @@ def _print_table(argv) -> int:
     parser.add_argument("--single", nargs="*", default=[], help="TASK=FOLDER of single-task runs (or of seeds)")
     parser.add_argument("--single_label", default="single-task")
     args = parser.parse_args(argv)
-    runs = [seed_runs(folder) for folder in args.multitask]
+    notes: List[str] = []
+    runs = [seed_runs(folder, notes) for folder in args.multitask]
     every_task = list(dict.fromkeys(t for seeds in runs for results in seeds for t in results["tasks"]))
     rows = [(multitask_label(seeds[0], every_task), *multitask_row(seeds, folder))
             for seeds, folder in zip(runs, args.multitask)]
     if args.single:
-        rows.append((args.single_label, *single_row(args.single)))
+        rows.append((args.single_label, *single_row(args.single, notes)))
     tasks = list(dict.fromkeys(t for row in rows for t in row[1]))
     base = runs[-1][0]["storage"]["base_model_parameters"] if runs else None
     common = [t for t in tasks if all(t in row[1] for row in rows)]
@@ -107,4 +110,6 @@ def _print_table(argv) -> int:
         shared_average = statistics.mean(statistics.mean(scores[t]) for t in common)
         print(f"| {label} | {cells} | {average:.2f} | {shared_average:.2f} | {total:,} | {percent} | {added:,.0f} "
               f"| {_seed_counts(scores)} |")
+    if notes:
+        print("\n" + "\n".join(f"- {note}" for note in notes))
     return 0

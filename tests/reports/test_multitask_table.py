@@ -57,7 +57,9 @@ def test_a_folder_of_seeds_is_one_row_with_mean_and_std_per_task(tmp_path):
         write(tmp_path / "hybrid" / f"seed{seed}", {"tasks": ["rte", "stsb"], "method": "proadapter_hybrid",
                                                    "test": {"test_rte_score": rte, "test_stsb_score": stsb},
                                                    "storage": storage})
-    (tmp_path / "hybrid" / "seed44").mkdir()  # an unfinished seed (no all_results.json, no DONE) is left out
+    (tmp_path / "hybrid" / "seed44").mkdir()  # a started seed (no all_results.json, no DONE) is left out
+    (tmp_path / "hybrid" / "seed45").mkdir()  # an unfinished seed (results but no DONE) is left out, with a note
+    (tmp_path / "hybrid" / "seed45" / "all_results.json").write_text("{}")
     for seed, accuracy in {42: 50.0, 43: 54.0, 44: 52.0}.items():
         write(tmp_path / "rte" / f"seed{seed}", {"metric_names": ["accuracy"], "test": {"accuracy": accuracy},
                                                  "storage": {"bls_bits": 1600}})
@@ -68,6 +70,7 @@ def test_a_folder_of_seeds_is_one_row_with_mean_and_std_per_task(tmp_path):
     assert out[2] == ("| multi-task proadapter_hybrid | 61.00 ± 1.41 | 82.00 ± 2.83 | 71.50 | 71.50 | 3,200 | 10.000 % "
                       "| 64 | 2 |")
     assert out[3] == "| single-task | 52.00 ± 2.00 | 81.00 | 66.50 | 66.50 | 3,200 | 10.000 % | 1,600 | 1–3 |"
+    assert out[4:] == ["", f"- skipped {tmp_path / 'hybrid' / 'seed45'} (no DONE marker: unfinished)"]
 
 
 def test_seeds_that_differ_in_tasks_or_storage_and_empty_folders_are_refused(tmp_path):
