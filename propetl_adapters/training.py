@@ -21,6 +21,7 @@ from transformers import Seq2SeqTrainer, Trainer
 from transformers.trainer_pt_utils import get_parameter_names
 
 from .configuration import is_propetl_config
+from .mask_movement import MaskMovementCallback
 from .masks import TensorMask
 from .multitask import active_task
 
@@ -93,6 +94,13 @@ class _MaskLearningRateMixin:
         self.mask_learning_rate = mask_learning_rate
         self.mask_weight_decay = mask_weight_decay
         super().__init__(*args, **kwargs)
+        self.mask_movement_callback = MaskMovementCallback()
+        self.add_callback(self.mask_movement_callback)
+
+    def mask_movement(self) -> Optional[dict]:
+        """How far the last ``train()`` moved the trained masks from their initial draw (``mask_movement.py``);
+        None without trained masks."""
+        return self.mask_movement_callback.summary()
 
     def mask_rates(self) -> Tuple[Optional[float], Optional[float]]:
         """(learning rate, weight decay) the optimizer gives the mask scores, defaults resolved; without masks,

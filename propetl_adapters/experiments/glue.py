@@ -543,6 +543,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
         "trainable_parameters": {"total": trainable_total, "petl_module": trainable_module,
                                  "head": head_parameters, "layer_norm_parameters_frozen": layer_norms_frozen},
         "storage": storage,
+        "masks": trainer.mask_movement() if hasattr(trainer, "mask_movement") else None,
         "training": {"global_step": state.global_step, "epochs": state.epoch,
                      "train_loss": train_output.training_loss, "best_checkpoint": state.best_model_checkpoint,
                      "best_validation_metric": state.best_metric,
@@ -572,6 +573,10 @@ def format_results(results: dict) -> str:
                      f"({storage['trainable_percent']:.3f} % of the model), BLS {storage['bls_bits']:,} bits "
                      f"({storage['bls_percent']:.4f} %), {storage['bytes_on_disk'] or 0:,} bytes on disk; "
                      f"head {storage['head_parameters']:,} parameters (not included)")
+    masks = results.get("masks")
+    if masks:
+        lines.append(f"  masks: {100 * masks['moved']:.1f} % of the kept entries moved from the initial draw "
+                     f"(a fresh random draw: {100 * masks['fresh_draw_level']:.1f} %)")
     return "\n".join(lines)
 
 

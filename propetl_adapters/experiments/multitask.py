@@ -237,6 +237,7 @@ def train_test_and_record(trainer, model, args, training_args, config, rows: dic
         save_extra()
     results.update({
         "seed": training_args.seed, "adapter_config": args.adapter_config,
+        "masks": trainer.mask_movement() if hasattr(trainer, "mask_movement") else None,
         "examples": {t: {s: len(rows[t][s]) for s in rows[t]} for t in rows},
         "training": {"train_loss": train_output.training_loss, "resumed_from_checkpoint": resume,
                      **({"train_loss_note": RESUMED_TRAIN_LOSS_NOTE} if resume is not None else {}),

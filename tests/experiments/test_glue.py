@@ -94,6 +94,8 @@ def test_two_step_run_of_every_method(method, tiny_bert_dir, glue_dir, tmp_path)
     assert params["total"] == params["petl_module"] + params["head"]
     exported = out / (MODEL_DIR if config is None else ADAPTER_DIR)
     assert results["exported_to"] == str(exported)
+    if not masked:
+        assert results["masks"] is None
     if config is None:
         assert (exported / "model.safetensors").is_file()
         assert storage["bls_percent"] == pytest.approx(100.0)
@@ -104,6 +106,9 @@ def test_two_step_run_of_every_method(method, tiny_bert_dir, glue_dir, tmp_path)
         assert params["layer_norm_parameters_frozen"] == 0  # train_adapter already froze the model's norms
     if method.startswith("pro"):
         assert (exported / MASK_FILE_NAME).is_file()
+        # The mask movement: one measurement per evaluation (steps 1 and 2), then the best checkpoint's.
+        assert [h["step"] for h in results["masks"]["history"]] == [1, 2]
+        assert 0 <= results["masks"]["moved"] <= results["masks"]["most_moved"] <= 1
         plain = storage["plain_counterpart"]
         assert plain["method"] == {"proadapter": "seq_bn", "prolora": "lora", "proprefix": "prefix_tuning"}[method]
         assert storage["stored_parameters_by_bits"]["1"] > 0  # the 1-bit masks
@@ -216,10 +221,29 @@ def test_interrupted_run_resumes_from_its_last_checkpoint_exactly(tiny_bert_dir,
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     masks = [(folder / ADAPTER_DIR / MASK_FILE_NAME).read_bytes() for folder in (resumed, straight)]
     assert masks[0] == masks[1]
+    # The resumed run measures its mask movement from the initial draw saved at step 0, so it matches.
+    assert results["masks"] == reference["masks"] and results["masks"]["moved"] > 0
 
     # A finished run is not repeated: the recorded results come back, nothing is retrained.
     again = run_argv(base_argv(tiny_bert_dir, resumed, glue_dir, steps=6) + argv_extra)
     assert again == read_results(resumed) and again["training"]["global_step"] == 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["proadapter", "prolora", "proprefix"])
+def test_masks_move_when_their_scores_learn_and_only_then(method, tiny_bert_dir, glue_dir, tmp_path):
+    """The movement measures training, not noise: at mask lr 0 the masks stay the initial draw exactly; at
+    5e-2 they move within four steps (ProLoRA's only from the third: its mask gradients are 0 while LoRA's B is
+    still 0, and step 1 is warm-up at lr 0)."""
+    moved = {}
+    for mask_lr in ("0", "5e-2"):
+        results = run_argv(base_argv(tiny_bert_dir, tmp_path / mask_lr, glue_dir, steps=4)
+                           + adapter_argv(METHODS[method]) + ["--mask_learning_rate", mask_lr])
+        moved[mask_lr] = [h["moved"] for h in results["masks"]["history"]]
+        if mask_lr == "0":
+            assert "masks: 0.0 % of the kept entries moved from the initial draw" in experiment.format_results(results)
+    assert moved["0"] == [0.0] * 4
+    assert moved["5e-2"][-1] > 0
 
 
 @pytest.mark.slow

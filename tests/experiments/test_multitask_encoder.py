@@ -43,6 +43,8 @@ def test_multi_task_encoder_reports_every_task_and_its_storage(tiny_bert_dir, gl
         assert 0 < task_bits["rte"] < shared
         assert shared + sum(task_bits.values()) == results["storage"]["bls_bits"]
         assert all((tmp_path / "heads" / t / "head_config.json").is_file() for t in ("rte", "stsb", "cola"))
+        # the layer and task masks, measured once at the evaluation of step 3 (not once per task)
+        assert results["masks"]["masks"] > 0 and [h["step"] for h in results["masks"]["history"]] == [3]
     elif method == "hyperformer++":
         assert task_bits["rte"] == 32 * 64 and shared + sum(task_bits.values()) == results["storage"]["bls_bits"]
         assert results["exported_layer_norms"] == str(tmp_path / "adapter" / "base_layer_norms.safetensors")
@@ -133,6 +135,8 @@ def test_added_task_trains_its_mask_and_head_alone_and_old_tasks_score_exactly_a
     assert all(torch.equal(mask, grown_masks[name]) for name, mask in base_masks.items())
     added = sorted(set(grown_masks) - set(base_masks))
     assert added and all(".task_masks.masks.cola." in name for name in added)
+    # Only the trained masks count in the movement: cola's task masks, one per masked prototype tensor.
+    assert results["masks"]["masks"] == len(added)
     # Old heads unchanged; every task's head is in heads/, so the folder can be grown again.
     for task in ("rte", "stsb"):
         old_head, new_head = exported_tensors(base / "heads" / task), exported_tensors(out / "heads" / task)
