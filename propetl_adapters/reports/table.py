@@ -191,15 +191,23 @@ def collect_runs(roots: RootsArg) -> Tuple[List[dict], List[str]]:
             "task": spec.name, "run": os.path.relpath(folder, root), "seed": results.get("seed"),
             "test": {m: float(results["test"][m]) for m in spec.metrics if m in results["test"]},
             "bls_percent": storage.get("bls_percent"), "bytes_on_disk": storage.get("bytes_on_disk"),
+            "masks_moved": _masks_moved(results),
             "wall_time_seconds": results.get("wall_time_seconds"),
             "resumed": bool((results.get("training") or {}).get("resumed_from_checkpoint")),
             "model_name_or_path": results.get("model_name_or_path"), "command": _short_command(results)})
     return records, notes
 
 
+def _masks_moved(results: dict) -> Optional[List[float]]:
+    """[moved, fresh-draw level] in % (``mask_movement.py``); None for runs without trained masks or made before
+    the movement was recorded."""
+    masks = results.get("masks")
+    return [100 * masks["moved"], 100 * masks["fresh_draw_level"]] if masks else None
+
+
 def render_runs(records: Sequence[dict], notes: Sequence[str] = ()) -> str:
-    """One row per run (task, folder, seed, test scores, % BLS, bytes on disk, wall time), then the command
-    line of each run, so every number in the table can be traced to the command that made it."""
+    """One row per run (task, folder, seed, test scores, % BLS, bytes on disk, mask movement, wall time), then
+    the command line of each run, so every number in the table can be traced to the command that made it."""
     rows, commands = [], []
     for record in records:
         wall = record["wall_time_seconds"]
@@ -208,12 +216,15 @@ def render_runs(records: Sequence[dict], notes: Sequence[str] = ()) -> str:
             wall_cell += " (resumed: last process only)"
         bls = record["bls_percent"]
         scores = " / ".join(f"{value:.2f}" for value in record["test"].values())
+        moved = record["masks_moved"]
+        moved_cell = "–" if moved is None else f"{moved[0]:.1f} (fresh draw {moved[1]:.1f})"
         rows.append(f"| {record['task']} | {record['run']} | {'–' if record['seed'] is None else record['seed']} | "
                     f"{'/'.join(record['test'])} {scores} | {'–' if bls is None else f'{bls:.3f}'} | "
-                    f"{'–' if record['bytes_on_disk'] is None else record['bytes_on_disk']} | {wall_cell} |")
+                    f"{'–' if record['bytes_on_disk'] is None else record['bytes_on_disk']} | {moved_cell} | {wall_cell} |")
         commands.append(f"# {record['run']}\n{record['command']}")
     models = sorted({r["model_name_or_path"] for r in records if r["model_name_or_path"]})
-    lines = ["| task | run | seed | test | % BLS | bytes on disk | wall time (s) |", "|---|---|---:|---|---:|---:|---:|",
+    lines = ["| task | run | seed | test | % BLS | bytes on disk | masks moved (%) | wall time (s) |",
+             "|---|---|---:|---|---:|---:|---:|---:|",
              *rows, "", "Commands (`$MODEL`: " + ", ".join(models) + "):", "", "```", *commands, "```"]
     if notes:
         lines += ["", *(f"- {n}" for n in notes)]

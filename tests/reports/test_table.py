@@ -97,6 +97,7 @@ def test_runs_listing_gives_scores_storage_wall_time_and_runnable_commands(tmp_p
     results.update(model_name_or_path="/models/minilm", wall_time_seconds=448.4,
                    storage={"bls_percent": 0.13, "bytes_on_disk": 124026},
                    training={"resumed_from_checkpoint": "x/checkpoint-78"},
+                   masks={"moved": 0.3125, "fresh_draw_level": 0.5},
                    command_line="/usr/bin/python3 run_glue.py --model_name_or_path /models/minilm "
                                 "--adapter_config 'proadapter[reduction_factor=12]'")
     results_path.write_text(json.dumps(results))
@@ -110,7 +111,7 @@ def test_runs_listing_gives_scores_storage_wall_time_and_runnable_commands(tmp_p
     rows = [line for line in printed.splitlines() if line.startswith("| mrpc |")]
     assert [[c.strip() for c in row.strip("|").split("|")] for row in rows] == [[
         "mrpc", "proadapter/mrpc/seed42", "42", "accuracy/f1 80.00 / 81.00", "0.130", "124026",
-        "448 (resumed: last process only)"]]
+        "31.2 (fresh draw 50.0)", "448 (resumed: last process only)"]]
     assert "seq_bn/mrpc/seed42 (no DONE marker" in printed  # listed as skipped
     assert "seed43 (task 'xsum' is not a GLUE task)" in printed  # skipped, not a crash
     records = json.loads(numbers_path.read_text())
