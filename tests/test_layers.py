@@ -17,8 +17,8 @@ LAYERS = [
     ("core", ["masks", "prototype", "mask_io", "multitask"]),
     ("data", ["data", "data.*"]),
     ("methods", ["methods", "methods.*", "heads"]),
-    ("library", ["", "adapter_folder", "serialization", "patches", "training", "storage", "inference", "export",
-                 "ablation"]),
+    ("library", ["", "adapter_folder", "serialization", "patches", "training", "mask_movement", "storage", "inference",
+                 "export", "ablation"]),
     ("experiments", ["experiments", "experiments.*"]),
     ("reports", ["reports", "reports.*"]),
 ]
