@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import adapters
 import torch
@@ -158,3 +158,12 @@ def storage_summary(model, adapter_name: Optional[str], method: str, folder: Opt
     summary["trainable_percent"] = 100.0 * summary["trainable_parameters"] / base
     summary["bls_percent"] = 100.0 * summary["bls_bits"] / (32 * base)
     return summary
+
+
+def validation_curve(log_history: List[dict], metric: str) -> List[dict]:
+    """``[{"epoch", "step", "value"}]``: the selection metric (``eval_<metric>``) at every evaluation during
+    training, from the Trainer's log history (restored with a checkpoint, so a resumed run has it all). It tells
+    whether a run was still improving when its budget ran out."""
+    key = f"eval_{metric}"
+    return [{"epoch": round(entry["epoch"], 4) if entry.get("epoch") is not None else None,
+             "step": entry.get("step"), "value": entry[key]} for entry in log_history if key in entry]

@@ -41,7 +41,7 @@ from ..heads import POOLINGS, add_classification_head
 from ..training import ProPETLTrainer, trainable_parameter_count
 from .common import (FULL_FINETUNING, ExperimentError, configure_logging, eject_plain_prefix, freeze_layer_norms,
                      is_plain_reparametrised_prefix, load_adapter_model, plain_method_name, read_json_arguments,
-                     storage_summary, versions)
+                     storage_summary, validation_curve, versions)
 from .run_folder import (ARGUMENTS_FILE, DONE_FILE, RESUMED_TRAIN_LOSS_NOTE, ResultsError, clear_finished,
                          export_folder, finish, finished_results, resumable_checkpoint)
 
@@ -509,6 +509,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
         trainer = Trainer(**trainer_kwargs)
 
     train_output = trainer.train(resume_from_checkpoint=resume_from)
+    curve = validation_curve(trainer.state.log_history, task.main_metric)  # before the final evaluations log theirs
     validation_metrics = strip_prefix(trainer.evaluate(datasets_["validation"], metric_key_prefix="eval"), "eval")
     test_metrics = strip_prefix(trainer.predict(datasets_["test"], metric_key_prefix="test").metrics, "test")
 
@@ -546,7 +547,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, adapter_args, prop
         "masks": trainer.mask_movement() if hasattr(trainer, "mask_movement") else None,
         "training": {"global_step": state.global_step, "epochs": state.epoch,
                      "train_loss": train_output.training_loss, "best_checkpoint": state.best_model_checkpoint,
-                     "best_validation_metric": state.best_metric,
+                     "best_validation_metric": state.best_metric, "validation_curve": curve,
                      "resumed_from_checkpoint": resume_from, "world_size": training_args.world_size,
                      **({"train_loss_note": RESUMED_TRAIN_LOSS_NOTE} if resume_from is not None else {}),
                      "learning_rate": training_args.learning_rate,

@@ -23,7 +23,8 @@ from ..methods.registry import method_of
 from ..serialization import adapter_tensors, is_layer_norm, save_base_layer_norms
 from ..storage import base_model_parameters, bits_by_width, bls_bits, storage_report
 from ..training import trainable_parameter_count
-from .common import ExperimentError, configure_logging, freeze_layer_norms, plain_method_name, storage_summary, versions
+from .common import (ExperimentError, configure_logging, freeze_layer_norms, plain_method_name, storage_summary,
+                     validation_curve, versions)
 from .run_folder import RESUMED_TRAIN_LOSS_NOTE, ResultsError, export_folder, finish, resumable_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -226,6 +227,7 @@ def train_test_and_record(trainer, model, args, training_args, config, rows: dic
 
     resume = None if training_args.overwrite_output_dir else resumable_checkpoint(training_args.output_dir)
     train_output = trainer.train(resume_from_checkpoint=resume)
+    curve = validation_curve(trainer.state.log_history, "average")  # before the test evaluation logs its own
     test = trainer.evaluate(test_datasets, metric_key_prefix="test")
     results = {"tasks": args.tasks, "method": method_label(config, args.adapter_per_task), "test": test,
                "test_average": test.get("test_average")}
@@ -240,6 +242,7 @@ def train_test_and_record(trainer, model, args, training_args, config, rows: dic
         "masks": trainer.mask_movement() if hasattr(trainer, "mask_movement") else None,
         "examples": {t: {s: len(rows[t][s]) for s in rows[t]} for t in rows},
         "training": {"train_loss": train_output.training_loss, "resumed_from_checkpoint": resume,
+                     "validation_curve": curve,
                      **({"train_loss_note": RESUMED_TRAIN_LOSS_NOTE} if resume is not None else {}),
                      "learning_rate": training_args.learning_rate,
                      "mask_learning_rate": mask_kwargs.get("mask_learning_rate")},

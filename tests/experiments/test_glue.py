@@ -83,6 +83,9 @@ def test_two_step_run_of_every_method(method, tiny_bert_dir, glue_dir, tmp_path)
     assert results["examples"] == {"train": 32, "validation": 8, "test": 8}
     assert results["training"]["global_step"] == 2
     assert results["training"]["best_checkpoint"] is not None  # evaluated at steps 1 and 2
+    curve = results["training"]["validation_curve"]  # the selection metric at each evaluation of training
+    assert [point["step"] for point in curve] == [1, 2] and [point["epoch"] for point in curve] == [0.25, 0.5]
+    assert max(point["value"] for point in curve) == results["training"]["best_validation_metric"]
     masked = method.startswith("pro")
     # The rates the optimizer used: the given mask lr, and the scores decayed like the other weights.
     assert results["training"]["mask_learning_rate"] == (5e-2 if masked else None)
@@ -221,6 +224,9 @@ def test_interrupted_run_resumes_from_its_last_checkpoint_exactly(tiny_bert_dir,
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     masks = [(folder / ADAPTER_DIR / MASK_FILE_NAME).read_bytes() for folder in (resumed, straight)]
     assert masks[0] == masks[1]
+    # The checkpoint restores the log history, so the resumed run's validation curve is the whole curve.
+    assert results["training"]["validation_curve"] == reference["training"]["validation_curve"]
+    assert len(results["training"]["validation_curve"]) == 4
     # The resumed run measures its mask movement from the initial draw saved at step 0, so it matches.
     assert results["masks"] == reference["masks"] and results["masks"]["moved"] > 0
 

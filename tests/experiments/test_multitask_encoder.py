@@ -36,6 +36,7 @@ def test_multi_task_encoder_reports_every_task_and_its_storage(tiny_bert_dir, gl
     for key in ("test_rte_accuracy", "test_stsb_pearson", "test_cola_matthews_correlation", "test_average"):
         assert key in results["test"], key
     assert results["examples"]["cola"]["train"] == 16
+    assert [point["step"] for point in results["training"]["validation_curve"]] == [3]  # the average, once
     task_bits, shared = results["storage"]["task_bits"], results["storage"]["shared_bits"]
     assert set(task_bits) == {"rte", "stsb", "cola"}
     if method == "proadapter_hybrid":
