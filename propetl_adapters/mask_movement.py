@@ -124,7 +124,7 @@ class MaskMovementCallback(TrainerCallback):
             with open(history_path, encoding="utf-8") as handle:
                 self.history = [h for h in json.load(handle)["history"] if h["step"] <= state.global_step]
 
-    def _measure(self, args, state, model) -> Optional[dict]:
+    def _measure(self, model) -> Optional[dict]:
         if self.initial is None or model is None:
             return None
         try:
@@ -137,15 +137,14 @@ class MaskMovementCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, model=None, **kwargs):
         if not self.training or (self.history and self.history[-1]["step"] == state.global_step):
             return  # a multi-task evaluation fires once per task; the masks are those of the same step
-        measured = self._measure(args, state, model)
-        if measured is None or not state.is_local_process_zero:
+        measured = self._measure(model) if state.is_world_process_zero else None  # the process that records
+        if measured is None:
             return
         self.history.append({"step": state.global_step, "moved": measured["moved"]})
-        if state.is_world_process_zero:
-            atomic_write_json(os.path.join(args.output_dir, MASK_MOVEMENT_FILE), {"history": self.history})
+        atomic_write_json(os.path.join(args.output_dir, MASK_MOVEMENT_FILE), {"history": self.history})
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        self.final = self._measure(args, state, model)
+        self.final = self._measure(model) if state.is_world_process_zero else None
         self.training = False
 
     def summary(self) -> Optional[dict]:

@@ -56,7 +56,7 @@ def test_movement_refuses_a_snapshot_of_other_masks():
 
 def _events(output_dir, step):
     args = SimpleNamespace(output_dir=str(output_dir))
-    state = SimpleNamespace(global_step=step, is_world_process_zero=True, is_local_process_zero=True)
+    state = SimpleNamespace(global_step=step, is_world_process_zero=True)
     return args, state
 
 
