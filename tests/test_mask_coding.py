@@ -110,21 +110,69 @@ def test_a_corrupt_range_coded_stream_is_refused(tmp_path, damage):
         read_mask_file(str(path))
 
 
+def _rewrite(path, version: int, header: bytes):
+    """The file at ``path`` with another version and header (payload kept), its checksum recomputed."""
+    import hashlib
+    import struct
+
+    data = path.read_bytes()
+    _, _, header_len = struct.unpack_from("<8sII", data)
+    body = data[:8] + struct.pack("<II", version, len(header)) + header + data[16 + header_len:-32]
+    path.write_bytes(body + hashlib.sha256(body).digest())
+
+
 def test_a_resealed_range_coded_entry_with_an_impossible_count_is_refused(tmp_path):
     # A crafted file with a valid checksum: an entry that claims more ones than entries is refused by name.
-    import hashlib
     import json
     import struct
+    import zlib
 
     from propetl_adapters.mask_io import MaskFileError, read_mask_file
 
     path, _ = _range_coded_file(tmp_path)
-    data = path.read_bytes()[:-32]
-    magic, version, header_len = struct.unpack_from("<8sII", data)
-    header = json.loads(data[16:16 + header_len])
+    data = path.read_bytes()
+    _, version, header_len = struct.unpack_from("<8sII", data)
+    header = json.loads(zlib.decompress(data[16:16 + header_len]))
     header["entries"][2]["kept"] = 8  # entry 'c' has 7 entries
-    header_bytes = json.dumps(header, sort_keys=True).encode()
-    body = struct.pack("<8sII", magic, version, len(header_bytes)) + header_bytes + data[16 + header_len:]
-    path.write_bytes(body + hashlib.sha256(body).digest())
+    _rewrite(path, version, zlib.compress(json.dumps(header, sort_keys=True).encode()))
     with pytest.raises(MaskFileError, match="'c' keeps 8 of 7"):
         read_mask_file(str(path))
+
+
+def test_range_coded_files_deflate_their_header_and_plain_version_3_files_still_read(tmp_path):
+    import struct
+    import zlib
+
+    import torch
+
+    from propetl_adapters.mask_io import PLAIN_HEADER_RANGE_CODED_VERSION, RANGE_CODED_VERSION, read_mask_file
+
+    path, masks = _range_coded_file(tmp_path)
+    data = path.read_bytes()
+    _, version, header_len = struct.unpack_from("<8sII", data)
+    plain = zlib.decompress(data[16:16 + header_len])
+    assert version == RANGE_CODED_VERSION and header_len < len(plain)
+    _rewrite(path, PLAIN_HEADER_RANGE_CODED_VERSION, plain)  # what compact exports wrote before version 4
+    read = read_mask_file(str(path))
+    assert read.header["coding"] == "range"
+    assert all(torch.equal(read.masks[name], mask.bool()) for name, mask in masks.items())
+
+
+@pytest.mark.parametrize("damage", ["not_deflated", "cut_short", "trailing_bytes", "inflates_too_far"])
+def test_a_crafted_deflated_header_is_refused_even_with_a_valid_checksum(tmp_path, damage, monkeypatch):
+    import struct
+    import zlib
+
+    from propetl_adapters import mask_io
+
+    path, _ = _range_coded_file(tmp_path)
+    data = path.read_bytes()
+    _, version, header_len = struct.unpack_from("<8sII", data)
+    deflated = data[16:16 + header_len]
+    header = {"not_deflated": zlib.decompress(deflated), "cut_short": deflated[:-3],
+              "trailing_bytes": deflated + b"\x00", "inflates_too_far": deflated}[damage]
+    if damage == "inflates_too_far":
+        monkeypatch.setattr(mask_io, "_MAX_HEADER_BYTES", 100)
+    _rewrite(path, version, header)
+    with pytest.raises(mask_io.MaskFileError, match="unreadable header"):
+        mask_io.read_mask_file(str(path))
