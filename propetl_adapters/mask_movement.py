@@ -68,7 +68,7 @@ def movement(initial: Dict[str, torch.Tensor], model: torch.nn.Module) -> Option
 
     ``moved``: the share of all kept entries that were not kept at the start (every mask weighted by its kept
     count); ``least_moved`` / ``most_moved``: the extremes over the masks; ``fresh_draw_level``: the same share
-    for masks drawn afresh at random, ``1 − kept / entries``.
+    for masks drawn afresh at random, ``1 − k`` of each mask, weighted alike.
 
     Raises:
         ValueError: the model's trained masks are not the snapshot's (another configuration).
@@ -79,13 +79,16 @@ def movement(initial: Dict[str, torch.Tensor], model: torch.nn.Module) -> Option
     if set(current) != set(initial) or any(current[n].shape != initial[n].shape for n in current):
         raise ValueError(f"the model's {len(current)} trained masks do not match the {len(initial)} masks of the "
                          "initial snapshot (names or shapes differ)")
-    moved = {name: int((mask & ~initial[name]).sum()) / max(int(mask.sum()), 1) for name, mask in current.items()}
     kept = {name: int(mask.sum()) for name, mask in current.items()}
-    entries = sum(mask.numel() for mask in current.values())
-    total_kept = sum(kept.values())
-    return {"moved": sum(moved[n] * kept[n] for n in moved) / max(total_kept, 1),
-            "least_moved": min(moved.values()), "most_moved": max(moved.values()),
-            "fresh_draw_level": 1.0 - total_kept / entries if entries else 0.0, "masks": len(current)}
+    moved = {name: int((mask & ~initial[name]).sum()) / max(kept[name], 1) for name, mask in current.items()}
+    fresh = {name: 1.0 - kept[name] / mask.numel() if mask.numel() else 0.0 for name, mask in current.items()}
+    total_kept = max(sum(kept.values()), 1)
+
+    def weighted(values: Dict[str, float]) -> float:  # masks of another density (hybrid task masks) count apart
+        return sum(values[name] * kept[name] for name in values) / total_kept
+
+    return {"moved": weighted(moved), "least_moved": min(moved.values()), "most_moved": max(moved.values()),
+            "fresh_draw_level": weighted(fresh), "masks": len(current)}
 
 
 class MaskMovementCallback(TrainerCallback):

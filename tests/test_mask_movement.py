@@ -45,7 +45,9 @@ def test_movement_is_the_share_of_kept_entries_not_kept_at_the_start():
     measured = movement(initial, model)
     assert measured["least_moved"] == pytest.approx(2 / 5) and measured["most_moved"] == 1.0
     assert measured["moved"] == pytest.approx((2 + 3) / (5 + 3))  # weighted by kept entries
-    assert measured["fresh_draw_level"] == pytest.approx(1 - 8 / 19) and measured["masks"] == 2
+    # a fresh draw: 1 - k of each mask, weighted by kept entries like `moved` (k = 1/2 and 1/3 here)
+    assert measured["fresh_draw_level"] == pytest.approx((5 * (1 - 5 / 10) + 3 * (1 - 3 / 9)) / 8)
+    assert measured["masks"] == 2
 
 
 def test_movement_refuses_a_snapshot_of_other_masks():
