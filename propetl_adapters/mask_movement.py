@@ -21,6 +21,7 @@ import torch
 from transformers import TrainerCallback
 
 from .atomic import atomic_write_bytes, atomic_write_json
+from .mask_io import pack_mask, unpack_mask
 from .masks import TensorMask
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def save_snapshot(path: str, snapshot: Dict[str, torch.Tensor]):
     for index, (name, mask) in enumerate(snapshot.items()):
         arrays[f"name_{index}"] = np.array(name)
         arrays[f"shape_{index}"] = np.array(mask.shape, dtype=np.int64)
-        arrays[f"bits_{index}"] = np.packbits(mask.numpy().reshape(-1))
+        arrays[f"bits_{index}"] = np.frombuffer(pack_mask(mask), dtype=np.uint8)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, count=np.array(len(snapshot)), **arrays)
     atomic_write_bytes(path, buffer.getvalue())
@@ -58,8 +59,7 @@ def load_snapshot(path: str) -> Dict[str, torch.Tensor]:
         snapshot = {}
         for index in range(int(data["count"])):
             shape = tuple(int(n) for n in data[f"shape_{index}"])
-            bits = np.unpackbits(data[f"bits_{index}"])[:int(np.prod(shape))].astype(bool)
-            snapshot[str(data[f"name_{index}"])] = torch.from_numpy(bits.reshape(shape))
+            snapshot[str(data[f"name_{index}"])] = unpack_mask(data[f"bits_{index}"].tobytes(), shape)
     return snapshot
 
 
