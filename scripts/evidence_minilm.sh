@@ -137,32 +137,31 @@ pro_run() {  # task, seed: the ProAdapter (bn 32, k 0.5, MASK_LR) run made by an
   if [[ "$1" == stsb && -d "$gap_run" ]]; then echo "$gap_run"; else echo "$OUTPUT_DIR/$1/proadapter/seed$2"; fi
 }
 
+reuse_seeds() {  # task, grid run folder without /seedN, earlier run folder without /seedN or "pro" (pro_run's); each of SEEDS
+  local seed
+  for seed in ${SEEDS:-42}; do
+    if [[ "$3" == pro ]]; then reuse "$(pro_run "$1" "$seed")" "$2/seed$seed"; else reuse "$3/seed$seed" "$2/seed$seed"; fi
+  done
+}
+
 for group in "$@"; do
   case "$group" in
     ablation:*)
       task="${group#*:}"
-      for seed in ${SEEDS:-42}; do
-        reuse "$(pro_run "$task" "$seed")" "$OUTPUT_DIR/issue7/ablation/proadapter/$task/seed$seed"
-      done
+      reuse_seeds "$task" "$OUTPUT_DIR/issue7/ablation/proadapter/$task" pro
       grid run_ablations.sh "$task" ;;
     sparsity:*)
       task="${group#*:}"
-      for seed in ${SEEDS:-42}; do
-        reuse "$(pro_run "$task" "$seed")" "$OUTPUT_DIR/issue7/sparsity/proadapter_k0.5/$task/seed$seed"
-      done
+      reuse_seeds "$task" "$OUTPUT_DIR/issue7/sparsity/proadapter_k0.5/$task" pro
       grid run_sparsity_sweep.sh "$task" VARIANTS=proadapter ;;
     sparsity_prolora:*)
       task="${group#*:}"
-      for seed in ${SEEDS:-42}; do
-        reuse "$OUTPUT_DIR/$task/prolora/seed$seed" "$OUTPUT_DIR/issue7/sparsity/prolora_k0.1/$task/seed$seed"
-      done
+      reuse_seeds "$task" "$OUTPUT_DIR/issue7/sparsity/prolora_k0.1/$task" "$OUTPUT_DIR/$task/prolora"
       grid run_sparsity_sweep.sh "$task" VARIANTS=prolora DENSITIES="${DENSITIES:-0.1 0.5 1.0}" ;;
     storage:*)
       task="${group#*:}"
-      for seed in ${SEEDS:-42}; do
-        reuse "$(pro_run "$task" "$seed")" "$OUTPUT_DIR/issue7/storage/proadapter_bn32/$task/seed$seed"
-        reuse "$OUTPUT_DIR/$task/seq_bn/seed$seed" "$OUTPUT_DIR/issue7/storage/seq_bn_bn32/$task/seed$seed"
-      done
+      reuse_seeds "$task" "$OUTPUT_DIR/issue7/storage/proadapter_bn32/$task" pro
+      reuse_seeds "$task" "$OUTPUT_DIR/issue7/storage/seq_bn_bn32/$task" "$OUTPUT_DIR/$task/seq_bn"
       grid run_storage_curve.sh "$task" SIZES="${SIZES:-8 16 32 64}" ;;
     table1:*)
       task="${group#*:}" subset=() suffix=""
