@@ -12,12 +12,14 @@ module per task, so their total is the sum and a task adds its whole module.
 """
 
 import argparse
+import os
 import statistics
 import sys
 from typing import Dict, List
 
 from ..data.metrics import mean_std_text
 from ..experiments.run_folder import ResultsError, read_results, walk_results
+from .table import command_model, masks_moved, short_command
 
 
 def seed_runs(folder: str, notes: List[str]) -> List[dict]:
@@ -76,6 +78,39 @@ def _seed_counts(scores: Dict[str, List[float]]) -> str:
     return str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
 
 
+def render_runs(folders: List[str]) -> str:
+    """One row per multi-task run below ``folders`` (seed, each task's test score, average, storage, mask
+    movement, wall time), then each run's command line, as ``propetl-table --runs`` does for single-task runs."""
+    notes: List[str] = []
+    found = []
+    for folder in folders:
+        runs, skipped = walk_results(folder)
+        if not runs:
+            raise ResultsError(f"{folder}: no finished run (all_results.json with a DONE marker) in it or below it")
+        notes += [f"skipped {reason}" for reason in skipped]
+        found += runs
+    base = os.path.commonpath([os.path.abspath(f) for f in folders])
+    rows, commands, models = [], [], set()
+    for run in sorted(found):
+        results = read_results(run)
+        name = os.path.relpath(run, base)
+        name = os.path.basename(os.path.abspath(run)) if name == "." else name
+        scores = ", ".join(f"{task} {results['test'][f'test_{task}_score']:.2f}" for task in results["tasks"])
+        storage = results.get("storage") or {}
+        moved = masks_moved(results)
+        wall = results.get("wall_time_seconds")
+        rows.append(f"| {name} | {results.get('seed', '–')} | {scores} | {results['test_average']:.2f} | "
+                    f"{storage.get('bls_bits', 0):,} | {storage.get('bytes_on_disk', '–')} | "
+                    f"{'–' if moved is None else f'{moved[0]:.1f} (fresh draw {moved[1]:.1f})'} | "
+                    f"{'–' if wall is None else f'{wall:.0f}'} |")
+        commands.append(f"# {name}\n{short_command(results)}")
+        models.add(command_model(results))
+    lines = ["| run | seed | test score per task | average | total BLS (bits) | bytes on disk | masks moved (%) "
+             "| wall time (s) |", "|---|---:|---|---:|---:|---:|---:|---:|", *rows, "",
+             "Commands (`$MODEL`: " + ", ".join(sorted(m for m in models if m)) + "):", "", "```", *commands, "```"]
+    return "\n".join(lines + (["", *(f"- {n}" for n in notes)] if notes else [])) + "\n"
+
+
 def main(argv=None) -> int:
     try:
         return _print_table(argv)
@@ -89,7 +124,14 @@ def _print_table(argv) -> int:
     parser.add_argument("--multitask", nargs="+", default=[], help="multi-task run folders, or folders of seeds")
     parser.add_argument("--single", nargs="*", default=[], help="TASK=FOLDER of single-task runs (or of seeds)")
     parser.add_argument("--single_label", default="single-task")
+    parser.add_argument("--runs", action="store_true",
+                        help="instead of the table, list every run below the --multitask folders and its command")
     args = parser.parse_args(argv)
+    if args.runs:
+        if not args.multitask or args.single:
+            parser.error("--runs lists the --multitask folders' runs; give --multitask and no --single")
+        print(render_runs(args.multitask), end="")
+        return 0
     notes: List[str] = []
     runs = [seed_runs(folder, notes) for folder in args.multitask]
     every_task = list(dict.fromkeys(t for seeds in runs for results in seeds for t in results["tasks"]))

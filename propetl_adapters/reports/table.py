@@ -167,15 +167,26 @@ def render_table(groups: Dict[str, dict], notes: Sequence[str] = (), paper: bool
     return text + "\n"
 
 
-def _short_command(results: dict) -> str:
-    """The recorded command line with the interpreter's folder dropped and the model path written ``$MODEL``."""
+def short_command(results: dict) -> str:
+    """The recorded command line with the interpreter's folder dropped and the model path (the recorded
+    ``model_name_or_path``, or the value of ``--model_name_or_path``) written ``$MODEL``."""
     command = results.get("command_line") or ""
     parts = shlex.split(command)
     if not parts:
         return "(not recorded)"
     parts[0] = os.path.basename(parts[0])
-    model = results.get("model_name_or_path")
+    model = results.get("model_name_or_path") or command_model(results)
     return " ".join('"$MODEL"' if model and part == model else shlex.quote(part) for part in parts)
+
+
+def command_model(results: dict) -> Optional[str]:
+    """The value of ``--model_name_or_path`` in the recorded command line (runs that do not record the model
+    as a field of their results, like the multi-task runners'), else None."""
+    parts = shlex.split(results.get("command_line") or "")
+    for flag, value in zip(parts, parts[1:]):
+        if flag == "--model_name_or_path":
+            return value
+    return None
 
 
 def collect_runs(roots: RootsArg) -> Tuple[List[dict], List[str]]:
@@ -191,14 +202,14 @@ def collect_runs(roots: RootsArg) -> Tuple[List[dict], List[str]]:
             "task": spec.name, "run": os.path.relpath(folder, root), "seed": results.get("seed"),
             "test": {m: float(results["test"][m]) for m in spec.metrics if m in results["test"]},
             "bls_percent": storage.get("bls_percent"), "bytes_on_disk": storage.get("bytes_on_disk"),
-            "masks_moved": _masks_moved(results),
+            "masks_moved": masks_moved(results),
             "wall_time_seconds": results.get("wall_time_seconds"),
             "resumed": bool((results.get("training") or {}).get("resumed_from_checkpoint")),
-            "model_name_or_path": results.get("model_name_or_path"), "command": _short_command(results)})
+            "model_name_or_path": results.get("model_name_or_path"), "command": short_command(results)})
     return records, notes
 
 
-def _masks_moved(results: dict) -> Optional[List[float]]:
+def masks_moved(results: dict) -> Optional[List[float]]:
     """[moved, fresh-draw level] in % (``mask_movement.py``); None for runs without trained masks or made before
     the movement was recorded."""
     masks = results.get("masks")

@@ -89,3 +89,27 @@ def test_seeds_that_differ_in_tasks_or_storage_and_empty_folders_are_refused(tmp
                           (("--single", "rte"), "expected TASK=FOLDER")):
         result = table(*args, check=False)
         assert result.returncode == 1 and message in result.stderr, result.stderr
+
+
+def test_runs_lists_every_multi_task_run_with_its_scores_storage_and_command(tmp_path):
+    for seed, rte in ((42, 60.0), (43, 62.5)):
+        write(tmp_path / "hybrid" / f"seed{seed}", {
+            "tasks": ["rte", "stsb"], "method": "proadapter_hybrid", "seed": seed,
+            "test": {"test_rte_score": rte, "test_stsb_score": 80.0}, "test_average": (rte + 80.0) / 2,
+            "storage": {"bls_bits": 3200, "bytes_on_disk": 512}, "wall_time_seconds": 12.4,
+            "masks": {"moved": 0.25, "fresh_draw_level": 0.5},
+            "command_line": f"run_multitask_encoder.py --model_name_or_path /models/minilm --seed {seed}"})
+    (tmp_path / "hybrid" / "seed44").mkdir()  # results written, no DONE: unfinished, named under the list
+    (tmp_path / "hybrid" / "seed44" / "all_results.json").write_text("{}")
+    out = table("--multitask", tmp_path / "hybrid", "--runs").stdout.splitlines()
+    assert out[0].startswith("| run | seed | test score per task | average | total BLS (bits) |")
+    assert out[2] == "| seed42 | 42 | rte 60.00, stsb 80.00 | 70.00 | 3,200 | 512 | 25.0 (fresh draw 50.0) | 12 |"
+    assert out[3] == "| seed43 | 43 | rte 62.50, stsb 80.00 | 71.25 | 3,200 | 512 | 25.0 (fresh draw 50.0) | 12 |"
+    assert "Commands (`$MODEL`: /models/minilm):" in out
+    assert 'run_multitask_encoder.py --model_name_or_path "$MODEL" --seed 43' in out
+    assert any("seed44" in line for line in out if line.startswith("- skipped"))
+
+
+def test_runs_takes_the_multi_task_folders_only(tmp_path):
+    result = table("--multitask", tmp_path, "--single", f"rte={tmp_path}", "--runs", check=False)
+    assert result.returncode == 2 and "give --multitask and no --single" in result.stderr
