@@ -19,17 +19,22 @@ from typing import Dict, List
 
 from ..data.metrics import mean_std_text
 from ..experiments.run_folder import ResultsError, read_results, walk_results
-from .table import command_model, masks_moved, short_command
+from .table import command_model, common_base, masks_moved, moved_cell, short_command
 
 
-def seed_runs(folder: str, notes: List[str]) -> List[dict]:
-    """The results of every finished run at or below ``folder`` (one run, or a folder of seeds); each unfinished
-    run found there is added to ``notes``, so that a row over fewer seeds than were started says so."""
+def finished_runs(folder: str, notes: List[str]) -> List[str]:
+    """Every finished run folder at or below ``folder`` (one run, or a folder of seeds); each unfinished run
+    found there is added to ``notes``, so that a row over fewer seeds than were started says so."""
     found, skipped = walk_results(folder)
     if not found:
         raise ResultsError(f"{folder}: no finished run (all_results.json with a DONE marker) in it or below it")
     notes += [f"skipped {reason}" for reason in skipped]
-    return [read_results(run) for run in found]
+    return found
+
+
+def seed_runs(folder: str, notes: List[str]) -> List[dict]:
+    """The results of every finished run at or below ``folder`` (``finished_runs``)."""
+    return [read_results(run) for run in finished_runs(folder, notes)]
 
 
 def _same_storage(runs: List[dict], folder: str) -> dict:
@@ -82,14 +87,8 @@ def render_runs(folders: List[str]) -> str:
     """One row per multi-task run below ``folders`` (seed, each task's test score, average, storage, mask
     movement, wall time), then each run's command line, as ``propetl-table --runs`` does for single-task runs."""
     notes: List[str] = []
-    found = []
-    for folder in folders:
-        runs, skipped = walk_results(folder)
-        if not runs:
-            raise ResultsError(f"{folder}: no finished run (all_results.json with a DONE marker) in it or below it")
-        notes += [f"skipped {reason}" for reason in skipped]
-        found += runs
-    base = os.path.commonpath([os.path.abspath(f) for f in folders])
+    found = [run for folder in folders for run in finished_runs(folder, notes)]
+    base = common_base(folders)
     rows, commands, models = [], [], set()
     for run in sorted(found):
         results = read_results(run)
@@ -97,11 +96,10 @@ def render_runs(folders: List[str]) -> str:
         name = os.path.basename(os.path.abspath(run)) if name == "." else name
         scores = ", ".join(f"{task} {results['test'][f'test_{task}_score']:.2f}" for task in results["tasks"])
         storage = results.get("storage") or {}
-        moved = masks_moved(results)
         wall = results.get("wall_time_seconds")
         rows.append(f"| {name} | {results.get('seed', '–')} | {scores} | {results['test_average']:.2f} | "
                     f"{storage.get('bls_bits', 0):,} | {storage.get('bytes_on_disk', '–')} | "
-                    f"{'–' if moved is None else f'{moved[0]:.1f} (fresh draw {moved[1]:.1f})'} | "
+                    f"{moved_cell(masks_moved(results))} | "
                     f"{'–' if wall is None else f'{wall:.0f}'} |")
         commands.append(f"# {name}\n{short_command(results)}")
         models.add(command_model(results))

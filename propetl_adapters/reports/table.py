@@ -77,7 +77,7 @@ def _as_list(roots: RootsArg) -> List[str]:
     return [roots] if isinstance(roots, str) else list(roots)
 
 
-def _base(roots: RootsArg) -> str:
+def common_base(roots: RootsArg) -> str:
     """The folder that run paths are relative to: the root, or the deepest folder holding all the roots."""
     return os.path.commonpath([os.path.abspath(r) for r in _as_list(roots)])
 
@@ -96,7 +96,7 @@ def aggregate(roots: RootsArg, group_by: str = "method") -> Tuple[Dict[str, dict
     "bls_percent": [...]}}`` and a list of notes (skipped runs, duplicates). With several roots, paths (for
     ``group_by="path"``) are relative to the deepest folder holding them all."""
     runs, notes = find_glue_runs(roots)
-    root = _base(roots)
+    root = common_base(roots)
     groups: Dict[str, dict] = {}
     seen = {}
     for folder, results, spec in runs:
@@ -194,7 +194,7 @@ def collect_runs(roots: RootsArg) -> Tuple[List[dict], List[str]]:
     writes with it), and the notes on skipped folders. Run paths are relative to the root (with several, to
     the deepest folder holding them all)."""
     runs, notes = find_glue_runs(roots)
-    root = _base(roots)
+    root = common_base(roots)
     records = []
     for folder, results, spec in sorted(runs, key=lambda item: (item[2].name, item[0])):
         storage = results.get("storage") or {}
@@ -207,6 +207,11 @@ def collect_runs(roots: RootsArg) -> Tuple[List[dict], List[str]]:
             "resumed": bool((results.get("training") or {}).get("resumed_from_checkpoint")),
             "model_name_or_path": results.get("model_name_or_path"), "command": short_command(results)})
     return records, notes
+
+
+def moved_cell(moved: Optional[List[float]]) -> str:
+    """The "masks moved (%)" cell of a run list, from ``masks_moved``."""
+    return "–" if moved is None else f"{moved[0]:.1f} (fresh draw {moved[1]:.1f})"
 
 
 def masks_moved(results: dict) -> Optional[List[float]]:
@@ -227,11 +232,9 @@ def render_runs(records: Sequence[dict], notes: Sequence[str] = ()) -> str:
             wall_cell += " (resumed: last process only)"
         bls = record["bls_percent"]
         scores = " / ".join(f"{value:.2f}" for value in record["test"].values())
-        moved = record["masks_moved"]
-        moved_cell = "–" if moved is None else f"{moved[0]:.1f} (fresh draw {moved[1]:.1f})"
         rows.append(f"| {record['task']} | {record['run']} | {'–' if record['seed'] is None else record['seed']} | "
                     f"{'/'.join(record['test'])} {scores} | {'–' if bls is None else f'{bls:.3f}'} | "
-                    f"{'–' if record['bytes_on_disk'] is None else record['bytes_on_disk']} | {moved_cell} | {wall_cell} |")
+                    f"{'–' if record['bytes_on_disk'] is None else record['bytes_on_disk']} | {moved_cell(record['masks_moved'])} | {wall_cell} |")
         commands.append(f"# {record['run']}\n{record['command']}")
     models = sorted({r["model_name_or_path"] for r in records if r["model_name_or_path"]})
     lines = ["| task | run | seed | test | % BLS | bytes on disk | masks moved (%) | wall time (s) |",
