@@ -65,6 +65,7 @@ class MaskFileError(ValueError):
 class MaskFile:
     header: dict
     masks: Dict[str, torch.Tensor]  # name -> bool tensor
+    version: int  # the format version it was written in (storage reports name it: version 4 headers are smaller)
 
     @property
     def entries(self) -> List[dict]:
@@ -168,7 +169,7 @@ def read_mask_file(path: str) -> MaskFile:
             raise MaskFileError(f"{path}: entry '{entry['name']}' keeps {kept} entries (header says {entry['kept']}), "
                                 f"but density {entry['density']} means {expected} ({KEPT_COUNT_RULE}).")
         masks[entry["name"]] = mask
-    return MaskFile(header=header, masks=masks)
+    return MaskFile(header=header, masks=masks, version=version)
 
 
 def _inflate(data: bytes) -> bytes:

@@ -220,6 +220,10 @@ def test_a_further_compact_export_is_a_row_of_its_own_scored_by_its_reload():
     assert int8["test_mean"] == pytest.approx(84.0) and int8["test_std"] == pytest.approx(2 ** 0.5)
     assert rows["proadapter_bn32_k0.1"]["bytes"] == 65000
     assert "| ProAdapter bn 32, k 0.1, int8 |" in markdown(summarise([pro(42, 83.0), pro(43, 85.0)]), "cmd")
+    assert "(compact_int8)" in markdown(summarise([pro(42, 83.0)]), "cmd")  # no version recorded: none shown
+    versioned = pro(42, 83.0)
+    versioned["storage"]["variants"]["compact_int8"]["mask_file_version"] = 4
+    assert "| 42,000 (compact_int8, mask file v4) |" in markdown(summarise([versioned]), "cmd")
     older = pro(44, 0.0)
     del older["compact_test_scores"]  # a record measured before int8 existed: no int8 row from a partial set
     assert "proadapter_bn32_k0.1@compact_int8" not in {r["method"] for r in summarise([pro(42, 83.0), older])["stsb"]}
@@ -359,6 +363,7 @@ def test_tiny_frontier_runs_records_resumes_and_reports(tiny_bert_dir, glue_dir,
     assert compact["values_by_bits"].get("16", 0) > 0 and "32" not in compact["values_by_bits"]
     int8 = pro["storage"]["variants"]["compact_int8"]
     assert int8["prototype_dtype"] == "int8" and int8["values_by_bits"].get("8", 0) > 0
+    assert compact["mask_file_version"] == int8["mask_file_version"] == 4
     assert pro["compact_test_score"] == pytest.approx(pro["test_score"], abs=1.0)
     assert pro["compact_test_scores"]["compact_bf16"] == pro["compact_test_score"]
     assert pro["compact_test_scores"]["compact_int8"] == pytest.approx(pro["test_score"], abs=1.0)
@@ -367,6 +372,7 @@ def test_tiny_frontier_runs_records_resumes_and_reports(tiny_bert_dir, glue_dir,
     summary = (out / "summary.md").read_text()
     assert "ProAdapter bn 32, k 0.5" in summary and "VeRA" in summary and "★" in summary
     assert "| ProAdapter bn 32, k 0.5, int8 |" in summary
+    assert "(compact_bf16, mask file v4)" in summary and "(compact_int8, mask file v4)" in summary
     assert (out / "frontier_stsb.png").is_file() == (importlib.util.find_spec("matplotlib") is not None)
 
     # Run again: every record is finished, nothing is retrained or rewritten.

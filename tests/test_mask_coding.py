@@ -86,7 +86,7 @@ def test_range_coded_mask_file_round_trips_odd_shapes_kept_one_and_k_one(tmp_pat
 
     path, masks = _range_coded_file(tmp_path)
     read = read_mask_file(str(path))
-    assert read.header["coding"] == "range"
+    assert read.header["coding"] == "range" and read.version == 4
     assert all(torch.equal(read.masks[name], mask.bool()) for name, mask in masks.items())
 
 
@@ -154,7 +154,7 @@ def test_range_coded_files_deflate_their_header_and_plain_version_3_files_still_
     assert version == RANGE_CODED_VERSION and header_len < len(plain)
     _rewrite(path, PLAIN_HEADER_RANGE_CODED_VERSION, plain)  # what compact exports wrote before version 4
     read = read_mask_file(str(path))
-    assert read.header["coding"] == "range"
+    assert read.header["coding"] == "range" and read.version == PLAIN_HEADER_RANGE_CODED_VERSION
     assert all(torch.equal(read.masks[name], mask.bool()) for name, mask in masks.items())
 
 

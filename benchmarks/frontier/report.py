@@ -69,6 +69,7 @@ def summarise(records: Sequence[dict], search_seeds: Optional[Sequence[int]] = N
                            "seeds": [r["seed"] for r in chosen], "validation_mean": val_mean,
                            "test_mean": test_mean, "test_std": test_std, "main_metric": first["main_metric"],
                            "bytes": first["storage"]["bytes_on_disk"], "format": first["storage"]["format"],
+                           "mask_file_version": _mask_file_version(first, first["storage"]["format"]),
                            "other_formats": {k: v["bytes_on_disk"] for k, v in first["storage"]["variants"].items()
                                              if k != first["storage"]["format"]},
                            "head_bytes": first["head"]["bytes_on_disk"],
@@ -153,8 +154,20 @@ def _other_compact_rows(row: dict, chosen: Sequence[dict]) -> List[dict]:
         mean, std = mean_and_std(scores)
         extra.append({**row, "method": f"{row['method']}@{variant}", "test_mean": mean, "test_std": std,
                       "bytes": chosen[0]["storage"]["variants"][variant]["bytes_on_disk"], "format": variant,
+                      "mask_file_version": _mask_file_version(chosen[0], variant),
                       "other_formats": {}, "compact_test": scores})
     return extra
+
+
+def _mask_file_version(record: dict, variant: str) -> Optional[int]:
+    """The mask-file version a compact export was written in; None where the record predates the field (those
+    exports wrote version 3, whose plain header made a MiniLM export 1.7 to 3.4 KB larger; docs/mask_format.md)."""
+    return record["storage"]["variants"][variant].get("mask_file_version")
+
+
+def _format_cell(row: dict) -> str:
+    version = row.get("mask_file_version")
+    return f"{row['format']}, mask file v{version}" if version else row["format"]
 
 
 def format_score(mean: float, std: float, seeds: int) -> str:
@@ -181,7 +194,7 @@ def markdown(summary: Dict[str, List[dict]], command: str) -> str:
             lines.append(f"| {_label(r['method'])} | "
                          f"{r['learning_rate']:g} | {'/'.join(f'{lr:g}' for lr in r['rates_compared'])} | "
                          f"{'/'.join(map(str, r['seeds']))} | {r['validation_mean']:.2f} | "
-                         f"{format_score(r['test_mean'], r['test_std'], len(r['seeds']))} | {r['bytes']:,} ({r['format']}) | {others} | "
+                         f"{format_score(r['test_mean'], r['test_std'], len(r['seeds']))} | {r['bytes']:,} ({_format_cell(r)}) | {others} | "
                          f"{r['head_bytes']:,} | {'★' if r['on_frontier'] else ''} |")
         lines.append("")
         lines += _goal_lines(rows)

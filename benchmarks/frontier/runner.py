@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 from benchmarks.compact_accuracy import evaluate_model, load_exported, load_test_split, write_compact_exports
 from benchmarks.protocol import protocol_flags
 
-from ._project import atomic_write_json, parse_arguments, run, storage_report
+from ._project import MASK_FILE_NAME, atomic_write_json, parse_arguments, read_mask_file, run, storage_report
 from .plan import DEFAULT_POOLING, MASK_LR_RATIO, METHODS, Method, Run
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,9 @@ def _compacts(results: dict, folder: str) -> Dict[str, dict]:
             "storage": {"bytes_on_disk": figures.bytes_on_disk, "bits": figures.bls_bits,
                         "values_by_bits": figures.stored_parameters_by_bits,
                         "coded_mask_entries": figures.coded_mask_entries, "coded_mask_bits": figures.coded_mask_bits,
-                        "prototype_dtype": COMPACT_VARIANTS[variant][0], "folder": compact_dir},
+                        "prototype_dtype": COMPACT_VARIANTS[variant][0], "folder": compact_dir,
+                        # the mask file's header shrank in version 4: bytes of two versions are not comparable
+                        "mask_file_version": read_mask_file(os.path.join(compact_dir, MASK_FILE_NAME)).version},
             "test": evaluate_model(model, task, tokenizer, test)}
     return compacts
 
