@@ -135,7 +135,22 @@ def _record(method, lr, seed, validation, test, family="peft", size=1000):
     storage = {"format": "as_saved", "bytes_on_disk": size, "variants": {"as_saved": {"bytes_on_disk": size}}}
     return {"task": "stsb", "method": method, "family": family, "learning_rate": lr, "seed": seed,
             "validation_score": validation, "test_score": test, "main_metric": "pearson", "storage": storage,
-            "head": {"bytes_on_disk": 10}}
+            "head": {"bytes_on_disk": 10}, "test": {"pearson": test, "spearmanr": test - 1.0}}
+
+
+def test_the_task_s_other_test_metrics_stand_beside_its_main_one():
+    # MRPC selects and reports F1, which a constant 'equivalent' answer already puts near 81: accuracy must show.
+    def mrpc(seed, f1, accuracy):
+        record = _record("peft_vera_r1024", 2e-2, seed, 80.0, f1)
+        record.update(task="mrpc", main_metric="f1", test={"f1": f1, "accuracy": accuracy, "loss": 0.5})
+        return record
+
+    row = summarise([mrpc(42, 82.0, 70.0), mrpc(43, 84.0, 74.0)])["mrpc"][0]
+    assert list(row["other_metrics"]) == ["accuracy"]
+    assert row["other_metrics"]["accuracy"] == pytest.approx((72.0, 8 ** 0.5))
+    table = markdown(summarise([mrpc(42, 82.0, 70.0), mrpc(43, 84.0, 74.0)]), "cmd")
+    assert "## mrpc (test f1)" in table and "| 83.00 ± 1.41 | accuracy 72.00 ± 2.83 |" in table
+    assert "| 82.00 | accuracy 70.00 |" in markdown(summarise([mrpc(42, 82.0, 70.0)]), "cmd")  # one seed: no ±
 
 
 def test_selection_uses_validation_not_test_and_breaks_ties_to_the_smaller_rate():

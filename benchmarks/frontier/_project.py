@@ -1,7 +1,7 @@
 """Every project internal the frontier harness uses, imported in one place (so a package move is repointed here)."""
 
 from propetl_adapters.atomic import atomic_write_json, atomic_write_text  # noqa: F401
-from propetl_adapters.data.glue import GlueDataError, tokenize_split  # noqa: F401
+from propetl_adapters.data.glue import GlueDataError, get_task, tokenize_split  # noqa: F401
 from propetl_adapters.data.metrics import mean_and_std  # noqa: F401
 from propetl_adapters.experiments.common import ExperimentError, head_bytes, load_adapter_model  # noqa: F401
 from propetl_adapters.experiments.glue import (  # noqa: F401

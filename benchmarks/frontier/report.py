@@ -6,7 +6,7 @@ import os
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ._project import atomic_write_text, mean_and_std
+from ._project import atomic_write_text, get_task, mean_and_std
 from .plan import METHODS
 
 
@@ -73,6 +73,7 @@ def summarise(records: Sequence[dict], search_seeds: Optional[Sequence[int]] = N
                            "other_formats": {k: v["bytes_on_disk"] for k, v in first["storage"]["variants"].items()
                                              if k != first["storage"]["format"]},
                            "head_bytes": first["head"]["bytes_on_disk"],
+                           "other_metrics": _other_metrics(task, [r["test"] for r in chosen]),
                            "compact_test": [r.get("compact_test_score") for r in chosen]})
         rows[task] += _other_compact_rows(rows[task][-1], chosen)
     for task_rows in rows.values():
@@ -151,12 +152,21 @@ def _other_compact_rows(row: dict, chosen: Sequence[dict]) -> List[dict]:
         if not all(variant in r.get("compact_test_scores", {}) for r in chosen):
             continue
         scores = [r["compact_test_scores"][variant] for r in chosen]
+        tests = [r.get("compact_tests", {}).get(variant, {}) for r in chosen]
         mean, std = mean_and_std(scores)
         extra.append({**row, "method": f"{row['method']}@{variant}", "test_mean": mean, "test_std": std,
                       "bytes": chosen[0]["storage"]["variants"][variant]["bytes_on_disk"], "format": variant,
                       "mask_file_version": _mask_file_version(chosen[0], variant),
-                      "other_formats": {}, "compact_test": scores})
+                      "other_formats": {}, "compact_test": scores, "other_metrics": _other_metrics(row["task"], tests)})
     return extra
+
+
+def _other_metrics(task: str, tests: Sequence[dict]) -> Dict[str, Tuple[float, float]]:
+    """Test mean and std over seeds of each metric of the task besides its main one (MRPC: accuracy beside F1,
+    which a constant 'equivalent' answer already puts at about 81), where every seed measured it."""
+    main = get_task(task).main_metric
+    return {m: mean_and_std([t[m] for t in tests]) for m in get_task(task).metrics
+            if m != main and all(m in t for t in tests)}
 
 
 def _mask_file_version(record: dict, variant: str) -> Optional[int]:
@@ -186,15 +196,18 @@ def markdown(summary: Dict[str, List[dict]], command: str) -> str:
     for task, rows in summary.items():
         metric = rows[0]["main_metric"]
         lines += [f"## {task} (test {metric})", "",
-                  "| method | lr | rates compared | seeds | validation | test | bytes on disk (format) | other formats "
-                  "| head bytes | |",
-                  "|---|---:|---|---|---:|---:|---:|---|---:|---|"]
+                  "| method | lr | rates compared | seeds | validation | test | other test metrics "
+                  "| bytes on disk (format) | other formats | head bytes | |",
+                  "|---|---:|---|---|---:|---:|---|---:|---|---:|---|"]
         for r in sorted(rows, key=lambda r: r["bytes"]):
             others = ", ".join(f"{k} {v:,}" for k, v in r["other_formats"].items()) or "–"
+            metrics = ", ".join(f"{m} {format_score(mean, std, len(r['seeds']))}"
+                                for m, (mean, std) in r["other_metrics"].items()) or "–"
             lines.append(f"| {_label(r['method'])} | "
                          f"{r['learning_rate']:g} | {'/'.join(f'{lr:g}' for lr in r['rates_compared'])} | "
                          f"{'/'.join(map(str, r['seeds']))} | {r['validation_mean']:.2f} | "
-                         f"{format_score(r['test_mean'], r['test_std'], len(r['seeds']))} | {r['bytes']:,} ({_format_cell(r)}) | {others} | "
+                         f"{format_score(r['test_mean'], r['test_std'], len(r['seeds']))} | {metrics} | "
+                         f"{r['bytes']:,} ({_format_cell(r)}) | {others} | "
                          f"{r['head_bytes']:,} | {'★' if r['on_frontier'] else ''} |")
         lines.append("")
         lines += _goal_lines(rows)
