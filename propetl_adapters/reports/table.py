@@ -170,19 +170,21 @@ def render_table(groups: Dict[str, dict], notes: Sequence[str] = (), paper: bool
 def short_command(results: dict) -> str:
     """The recorded command line with the interpreter's folder dropped and the model path (the recorded
     ``model_name_or_path``, or the value of ``--model_name_or_path``) written ``$MODEL``."""
-    command = results.get("command_line") or ""
-    parts = shlex.split(command)
+    parts = shlex.split(results.get("command_line") or "")
     if not parts:
         return "(not recorded)"
+    model = results.get("model_name_or_path") or _model_flag(parts)
     parts[0] = os.path.basename(parts[0])
-    model = results.get("model_name_or_path") or command_model(results)
     return " ".join('"$MODEL"' if model and part == model else shlex.quote(part) for part in parts)
 
 
 def command_model(results: dict) -> Optional[str]:
     """The value of ``--model_name_or_path`` in the recorded command line (runs that do not record the model
     as a field of their results, like the multi-task runners'), else None."""
-    parts = shlex.split(results.get("command_line") or "")
+    return _model_flag(shlex.split(results.get("command_line") or ""))
+
+
+def _model_flag(parts: Sequence[str]) -> Optional[str]:
     for flag, value in zip(parts, parts[1:]):
         if flag == "--model_name_or_path":
             return value
