@@ -14,7 +14,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from benchmarks.frontier.plan import (METHODS, PROTOCOL_GRID, Run, build_plan, parse_lr_grid,  # noqa: E402
                                       resolve_methods)
-from benchmarks.frontier.report import goal_check, markdown, pareto_frontier, select_lr, summarise  # noqa: E402
+from benchmarks.frontier.report import (goal_check, grid_edge, markdown, pareto_frontier, select_lr,  # noqa: E402
+                                        summarise)
 from experiments.conftest import glue_dir, tiny_bert_dir  # noqa: E402,F401  (fixtures)
 
 # ---------------------------------------------------------------------------
@@ -160,6 +161,17 @@ def test_selection_uses_validation_not_test_and_breaks_ties_to_the_smaller_rate(
     tie = [_record("peft_lora_r8", 1e-3, 42, 80.0, 1.0), _record("peft_lora_r8", 5e-4, 42, 80.0, 2.0)]
     assert select_lr(tie, "stsb", "peft_lora_r8") == 5e-4
     assert select_lr(records, "stsb", "seq_bn_bn32") is None
+
+
+@pytest.mark.parametrize("validations, edge", [
+    ((80.0, 81.0, 82.0), "top"), ((82.0, 81.0, 80.0), "bottom"), ((80.0, 82.0, 81.0), None)])
+def test_a_rate_chosen_at_an_end_of_its_grid_is_flagged(validations, edge):
+    records = [_record("peft_lora_r8", lr, 42, v, 80.0) for lr, v in zip((5e-4, 1e-3, 2e-3), validations)]
+    row = summarise(records)["stsb"][0]
+    assert grid_edge(row) == edge
+    table = markdown(summarise(records), "cmd")
+    assert (f"({edge} of the grid) |" in table) if edge else ("of the grid) |" not in table)
+    assert grid_edge(summarise(records[:1])["stsb"][0]) is None  # one rate: nothing was chosen
 
 
 def test_selection_only_compares_rates_run_on_every_search_seed():

@@ -169,6 +169,20 @@ def _other_metrics(task: str, tests: Sequence[dict]) -> Dict[str, Tuple[float, f
             if m != main and all(m in t for t in tests)}
 
 
+def grid_edge(row: dict) -> Optional[str]:
+    """'top' or 'bottom' when the chosen rate is an end of a grid of several rates (a wider grid could move
+    the point), else None."""
+    rates = row["rates_compared"]
+    if len(rates) < 2:
+        return None
+    return "top" if row["learning_rate"] == rates[-1] else "bottom" if row["learning_rate"] == rates[0] else None
+
+
+def _lr_cell(row: dict) -> str:
+    edge = grid_edge(row)
+    return f"{row['learning_rate']:g}" + (f" ({edge} of the grid)" if edge else "")
+
+
 def _mask_file_version(record: dict, variant: str) -> Optional[int]:
     """The mask-file version a compact export was written in; None where the record predates the field (those
     exports wrote version 3, whose plain header made a MiniLM export 1.7 to 3.4 KB larger; docs/mask_format.md)."""
@@ -189,7 +203,8 @@ def markdown(summary: Dict[str, List[dict]], command: str) -> str:
     lines = ["# Score per stored byte: the frontier", "", f"Command: `{command}`", "",
              "Learning rate chosen on validation (mean over the search seeds) among the rates compared (those "
              "run on every search seed; one rate compared means no choice was made), test mean ± sample std over "
-             "seeds (no ± for one seed). "
+             "seeds (no ± for one seed); '(top of the grid)' or '(bottom of the grid)': the chosen rate is an end of "
+             "the rates compared, so a wider grid could move the point. "
              "Bytes: the adapter as its method saves it (ProPETL: compact export, bf16 prototype and range-coded "
              "masks), head excluded (its bytes are the last column). ★: on the Pareto frontier of test score "
              "against bytes.", ""]
@@ -204,7 +219,7 @@ def markdown(summary: Dict[str, List[dict]], command: str) -> str:
             metrics = ", ".join(f"{m} {format_score(mean, std, len(r['seeds']))}"
                                 for m, (mean, std) in r["other_metrics"].items()) or "–"
             lines.append(f"| {_label(r['method'])} | "
-                         f"{r['learning_rate']:g} | {'/'.join(f'{lr:g}' for lr in r['rates_compared'])} | "
+                         f"{_lr_cell(r)} | {'/'.join(f'{lr:g}' for lr in r['rates_compared'])} | "
                          f"{'/'.join(map(str, r['seeds']))} | {r['validation_mean']:.2f} | "
                          f"{format_score(r['test_mean'], r['test_std'], len(r['seeds']))} | {metrics} | "
                          f"{r['bytes']:,} ({_format_cell(r)}) | {others} | "
