@@ -14,8 +14,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from benchmarks.frontier.plan import (METHODS, PROTOCOL_GRID, Run, build_plan, parse_lr_grid,  # noqa: E402
                                       resolve_methods)
-from benchmarks.frontier.report import (goal_check, grid_edge, markdown, pareto_frontier, select_lr,  # noqa: E402
-                                        summarise)
+from benchmarks.frontier.report import (goal_check, grid_edge, label_offsets, markdown, pareto_frontier,  # noqa: E402
+                                        select_lr, summarise)
 from experiments.conftest import glue_dir, tiny_bert_dir  # noqa: E402,F401  (fixtures)
 
 # ---------------------------------------------------------------------------
@@ -186,7 +186,7 @@ def test_summary_reports_test_mean_and_std_of_the_chosen_lr_over_seeds():
                _record("peft_lora_r8", 2e-3, 42, 70.0, 99.0), _record("peft_lora_r8", 2e-3, 43, 70.0, 99.0)]
     (row,) = summarise(records)["stsb"]
     assert row["learning_rate"] == 1e-3 and row["seeds"] == [42, 43] and row["rates_compared"] == [1e-3, 2e-3]
-    assert "| 0.001 | 0.001/0.002 | 42/43 |" in markdown(summarise(records), "cmd")
+    assert "| 0.001 (bottom of the grid) | 0.001/0.002 | 42/43 |" in markdown(summarise(records), "cmd")
     # A rate missing on a search seed did not compete, and the table says so.
     (partial,) = summarise(records[:3], search_seeds=[42, 43])["stsb"]
     assert partial["rates_compared"] == [1e-3]
@@ -254,6 +254,19 @@ def test_a_further_compact_export_is_a_row_of_its_own_scored_by_its_reload():
     older = pro(44, 0.0)
     del older["compact_test_scores"]  # a record measured before int8 existed: no int8 row from a partial set
     assert "proadapter_bn32_k0.1@compact_int8" not in {r["method"] for r in summarise([pro(42, 83.0), older])["stsb"]}
+
+
+def test_figure_labels_of_close_points_take_sides_that_do_not_overlap():
+    # Two points at the same score 30 points apart: the second label cannot sit where the first did.
+    first, second = label_offsets([(100.0, 100.0), (130.0, 100.0)], ["VB-LoRA (PEFT)", "ProAdapter bn 32"], 7)
+    assert first == (5, 6, "left") and second != first
+    assert label_offsets([(100.0, 100.0), (400.0, 100.0)], ["a", "b"], 7) == [(5, 6, "left")] * 2  # far apart
+    # A label that would leave the axes on the right goes to the left of its point.
+    (side,) = label_offsets([(390.0, 100.0)], ["Adapter bn 32"], 7, bounds=(0.0, 0.0, 400.0, 300.0))
+    assert side[2] == "right"
+    # With no free side the first one is used rather than dropping the label.
+    crowded = label_offsets([(100.0, 100.0)] * 5, ["same label"] * 5, 7)
+    assert len(crowded) == 5 and crowded[4] == (5, 6, "left")
 
 
 @pytest.mark.parametrize("points, expected", [

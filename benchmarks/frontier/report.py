@@ -229,6 +229,41 @@ def markdown(summary: Dict[str, List[dict]], command: str) -> str:
     return "\n".join(lines)
 
 
+LABEL_FONT_SIZE = 7
+# Where a point's label may go, in order of preference: (dx, dy) offset in points and the text's alignment.
+_LABEL_SIDES = ((5, 6, "left"), (5, -11, "left"), (-5, 6, "right"), (-5, -11, "right"))
+
+
+Box = Tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+def label_offsets(anchors: Sequence[Tuple[float, float]], texts: Sequence[str], font_size: float,
+                  bounds: Optional[Box] = None) -> List[Tuple[int, int, str]]:
+    """For each point (its position in points) and its label, the first side of _LABEL_SIDES where the label's
+    box (width estimated from its length) stays inside ``bounds`` (the axes) and overlaps no label placed
+    before it; the first side if none is free."""
+    placed: List[Box] = []
+    chosen = []
+    for (x, y), text in zip(anchors, texts):
+        width, height = 0.6 * font_size * len(text), 1.2 * font_size
+        boxes = [((x + dx, y + dy, x + dx + width, y + dy + height) if align == "left" else
+                  (x + dx - width, y + dy, x + dx, y + dy + height), (dx, dy, align)) for dx, dy, align in _LABEL_SIDES]
+        free = [(b, side) for b, side in boxes if not any(_overlap(b, p) for p in placed)
+                and (bounds is None or (bounds[0] <= b[0] and b[2] <= bounds[2] and bounds[1] <= b[1] and b[3] <= bounds[3]))]
+        box, side = free[0] if free else boxes[0]
+        placed.append(box)
+        chosen.append(side)
+    return chosen
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _bytes_tick(value: float) -> str:
+    return f"{value / 1e6:g} MB" if value >= 1e6 else f"{value / 1e3:g} KB" if value >= 1e3 else f"{value:g} B"
+
+
 def plot(summary: Dict[str, List[dict]], out_dir: str) -> List[str]:
     """One figure per task: test score against bytes on disk (log x), the Pareto frontier drawn; needs matplotlib."""
     try:
@@ -237,6 +272,7 @@ def plot(summary: Dict[str, List[dict]], out_dir: str) -> List[str]:
         raise ImportError("the frontier figure needs matplotlib: pip install 'propetl-adapters[plots]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     colours = {"propetl": "#C44E52", "adapterhub": "#4C72B0", "peft": "#55A868"}
     written = []
@@ -258,20 +294,29 @@ def plot(summary: Dict[str, List[dict]], out_dir: str) -> List[str]:
         if others:
             axes.scatter([r["bytes"] for r in others], [r["test_mean"] for r in others], marker="s",
                          facecolors="none", edgecolors=colours["propetl"], label="propetl, int8 export")
-        # Labels of the methods' own points only, above and below in turn by bytes, so neighbours do not overlap.
-        labelled = sorted((r for r in rows if "@" not in r["method"]), key=lambda r: r["bytes"])
-        for i, r in enumerate(labelled):
-            axes.annotate(_label(r["method"]), (r["bytes"], r["test_mean"]), fontsize=7,
-                          xytext=(5, 6 if i % 2 == 0 else -11), textcoords="offset points")
         front = sorted((r for r in rows if r["on_frontier"]), key=lambda r: r["bytes"])
         axes.step([r["bytes"] for r in front], [r["test_mean"] for r in front], where="post", color="black",
                   linewidth=1, linestyle="--", label="Pareto frontier")
         axes.set_xscale("log")
+        axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _bytes_tick(value)))
+        axes.xaxis.set_minor_formatter(NullFormatter())
         axes.set_xlabel("adapter bytes on disk (head excluded, log scale)")
         axes.set_ylabel(f"test {rows[0]['main_metric']}")
         axes.set_title(f"{task}: score against stored bytes")
         axes.legend(fontsize=8)
         figure.tight_layout()
+        figure.canvas.draw()  # the limits and layout are final now, so points can be placed in the figure's points
+        # Labels of the methods' own points only, each on the first side where it overlaps no earlier label.
+        labelled = sorted((r for r in rows if "@" not in r["method"]), key=lambda r: r["bytes"])
+        to_points = 72.0 / figure.dpi
+        anchors = [tuple(to_points * axes.transData.transform((r["bytes"], r["test_mean"]))) for r in labelled]
+        texts = [_label(r["method"]) for r in labelled]
+        extent = axes.get_window_extent()
+        bounds = (to_points * extent.x0, to_points * extent.y0, to_points * extent.x1, to_points * extent.y1)
+        for r, text, (dx, dy, align) in zip(labelled, texts, label_offsets(anchors, texts, LABEL_FONT_SIZE, bounds)):
+            axes.annotate(text, (r["bytes"], r["test_mean"]), fontsize=LABEL_FONT_SIZE, ha=align,
+                          xytext=(dx, dy), textcoords="offset points")
         path = os.path.join(out_dir, f"frontier_{task}.png")
         figure.savefig(path, dpi=150)
         plt.close(figure)
