@@ -14,7 +14,7 @@ import argparse
 import json
 import os
 import tempfile
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -53,16 +53,20 @@ def evaluate_model(model, task, tokenizer, test, batch_size: int = 64) -> Dict[s
     return task.compute_metrics(np.concatenate(predictions), np.concatenate(labels))
 
 
-def write_compact_exports(model_path: str, exported: str, folders: Dict[str, str]) -> str:
+def write_compact_exports(model_path: str, exported: str, folders: Dict[str, str],
+                          safetensors_folders: Optional[Dict[str, str]] = None) -> str:
     """Load the adapter folder ``exported`` once and write it with ``save_compact`` (head included) in each
-    prototype format of ``folders`` (format -> folder); returns the adapter's name."""
+    prototype format of ``folders`` (format -> folder), and with ``use_safetensors=True`` in each of
+    ``safetensors_folders``; returns the adapter's name."""
     from propetl_adapters.experiments.common import load_adapter_model
     from propetl_adapters.serialization import save_compact
 
     source = load_adapter_model(model_path)
     name = source.load_adapter(exported, set_active=True)
-    for prototype_dtype, folder in folders.items():
-        save_compact(source, folder, name, prototype_dtype=prototype_dtype, with_head=True)
+    for use_safetensors, targets in ((False, folders), (True, safetensors_folders or {})):
+        for prototype_dtype, folder in targets.items():
+            save_compact(source, folder, name, prototype_dtype=prototype_dtype, with_head=True,
+                         use_safetensors=use_safetensors)
     return name
 
 

@@ -237,13 +237,16 @@ def test_a_further_compact_export_is_a_row_of_its_own_scored_by_its_reload():
         record = _record("proadapter_bn32_k0.1", 1e-3, seed, 80.0, 84.0, "propetl", 65000)
         record["storage"] = {"format": "compact_bf16", "bytes_on_disk": 65000,
                              "variants": {"compact_bf16": {"bytes_on_disk": 65000},
-                                          "compact_int8": {"bytes_on_disk": 42000}, "fp32": {"bytes_on_disk": 125000}}}
+                                          "compact_int8": {"bytes_on_disk": 42000},
+                                          "compact_int8_safetensors": {"bytes_on_disk": 40000},
+                                          "fp32": {"bytes_on_disk": 125000}}}
         record["compact_test_scores"] = {"compact_bf16": 84.0, "compact_int8": int8_score}
         return record
 
     rows = {r["method"]: r for r in summarise([pro(42, 83.0), pro(43, 85.0)])["stsb"]}
     int8 = rows["proadapter_bn32_k0.1@compact_int8"]
     assert (int8["bytes"], int8["format"], int8["family"]) == (42000, "compact_int8", "propetl")
+    assert int8["other_formats"] == {"compact_int8_safetensors": 40000}  # its own container only
     assert int8["test_mean"] == pytest.approx(84.0) and int8["test_std"] == pytest.approx(2 ** 0.5)
     assert rows["proadapter_bn32_k0.1"]["bytes"] == 65000
     assert "| ProAdapter bn 32, k 0.1, int8 |" in markdown(summarise([pro(42, 83.0), pro(43, 85.0)]), "cmd")
@@ -398,7 +401,13 @@ def test_tiny_frontier_runs_records_resumes_and_reports(tiny_bert_dir, glue_dir,
         assert "benchmarks.frontier" in record["reproduce"] and record["run_glue_argv"]
     pro = records["proadapter_bn32_k0.5"]
     assert pro["storage"]["format"] == "compact_bf16"
-    assert set(pro["storage"]["variants"]) == {"compact_bf16", "compact_int8", "fp32"}
+    assert set(pro["storage"]["variants"]) == {"compact_bf16", "compact_int8", "compact_bf16_safetensors",
+                                               "compact_int8_safetensors", "fp32"}
+    for variant in ("compact_bf16", "compact_int8"):  # the same export in PEFT's container: smaller, same values
+        container = pro["storage"]["variants"][f"{variant}_safetensors"]
+        assert container["weights_format"] == "safetensors" and container["bits"] == pro["storage"]["variants"][variant]["bits"]
+        assert 0 < container["bytes_on_disk"] < pro["storage"]["variants"][variant]["bytes_on_disk"]
+        assert os.path.isfile(os.path.join(container["folder"], "adapter.safetensors"))
     compact = pro["storage"]["variants"]["compact_bf16"]
     assert compact["values_by_bits"].get("16", 0) > 0 and "32" not in compact["values_by_bits"]
     int8 = pro["storage"]["variants"]["compact_int8"]

@@ -8,5 +8,5 @@ from propetl_adapters.experiments.glue import (  # noqa: F401
     add_task_head, limit_rows, load_task_data, parse_arguments, prepare_training_args, run, strip_prefix, trainer_metrics)
 from propetl_adapters.heads import POOLINGS  # noqa: F401
 from propetl_adapters.mask_io import MASK_FILE_NAME, read_mask_file  # noqa: F401
-from propetl_adapters.storage import HEAD_FILES, bits_by_width, bls_bits, storage_report  # noqa: F401
+from propetl_adapters.storage import HEAD_FILES, bits_by_width, bls_bits, folder_bytes, storage_report  # noqa: F401
 from propetl_adapters.training import NO_DECAY_TYPES  # noqa: F401

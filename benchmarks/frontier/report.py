@@ -157,7 +157,9 @@ def _other_compact_rows(row: dict, chosen: Sequence[dict]) -> List[dict]:
         extra.append({**row, "method": f"{row['method']}@{variant}", "test_mean": mean, "test_std": std,
                       "bytes": chosen[0]["storage"]["variants"][variant]["bytes_on_disk"], "format": variant,
                       "mask_file_version": _mask_file_version(chosen[0], variant),
-                      "other_formats": {}, "compact_test": scores, "other_metrics": _other_metrics(row["task"], tests)})
+                      # the same export in another container (VARIANT_safetensors): its bytes only
+                      "other_formats": {k: v["bytes_on_disk"] for k, v in chosen[0]["storage"]["variants"].items()
+                                        if k.startswith(f"{variant}_")}, "compact_test": scores, "other_metrics": _other_metrics(row["task"], tests)})
     return extra
 
 

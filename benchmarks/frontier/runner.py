@@ -14,7 +14,8 @@ from typing import Dict, List, Optional
 from benchmarks.compact_accuracy import evaluate_model, load_exported, load_test_split, write_compact_exports
 from benchmarks.protocol import protocol_flags
 
-from ._project import MASK_FILE_NAME, atomic_write_json, parse_arguments, read_mask_file, run, storage_report
+from ._project import (MASK_FILE_NAME, atomic_write_json, folder_bytes, parse_arguments, read_mask_file, run,
+                       storage_report)
 from .plan import DEFAULT_POOLING, MASK_LR_RATIO, METHODS, Method, Run
 
 logger = logging.getLogger(__name__)
@@ -89,11 +90,15 @@ def method_argv(method: Method, learning_rate: float) -> List[str]:
 
 def _compacts(results: dict, folder: str) -> Dict[str, dict]:
     """Per storage variant of COMPACT_VARIANTS, the compact export of a finished ProPETL run (written into
-    ``folder``), its storage and its test score when loaded back from that export."""
+    ``folder``), its storage and its test score when loaded back from that export. Each export is also written
+    with ``use_safetensors=True`` (PEFT's container), as storage variant ``VARIANT_safetensors``: the same values
+    in a smaller container, so only its bytes are measured."""
     model_path = results["model_name_or_path"]
     folders = {variant: os.path.join(folder, name) for variant, (_, name) in COMPACT_VARIANTS.items()}
+    containers = {variant: path + "_safetensors" for variant, path in folders.items()}
     name = write_compact_exports(model_path, results["exported_to"],
-                                 {COMPACT_VARIANTS[variant][0]: path for variant, path in folders.items()})
+                                 {COMPACT_VARIANTS[variant][0]: path for variant, path in folders.items()},
+                                 {COMPACT_VARIANTS[variant][0]: path for variant, path in containers.items()})
     task, tokenizer, test = load_test_split(results["arguments"])
     limit = results["arguments"]["DataArguments"]["max_eval_samples"]
     test = test.select(range(min(limit, len(test)))) if limit else test  # the rows run_glue.py tested on
@@ -109,6 +114,9 @@ def _compacts(results: dict, folder: str) -> Dict[str, dict]:
                         # the mask file's header shrank in version 4: bytes of two versions are not comparable
                         "mask_file_version": read_mask_file(os.path.join(compact_dir, MASK_FILE_NAME)).version},
             "test": evaluate_model(model, task, tokenizer, test)}
+        compacts[variant]["safetensors"] = {
+            **compacts[variant]["storage"], "bytes_on_disk": folder_bytes(containers[variant]),
+            "folder": containers[variant], "weights_format": "safetensors"}
     return compacts
 
 
@@ -128,6 +136,8 @@ def _adapterhub_record(method: Method, argv: List[str]) -> dict:
         compact = _compacts(results, os.path.dirname(results["exported_to"]))
         counted = next(iter(COMPACT_VARIANTS))
         record["storage"] = {"format": counted, "variants": {**{v: c["storage"] for v, c in compact.items()},
+                                                             **{f"{v}_safetensors": c["safetensors"]
+                                                                for v, c in compact.items()},
                                                              "fp32": fp32}}
         record["compact_tests"] = {variant: c["test"] for variant, c in compact.items()}
         record["compact_test"] = compact[counted]["test"]
