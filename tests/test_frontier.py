@@ -405,8 +405,9 @@ def test_tiny_frontier_runs_records_resumes_and_reports(tiny_bert_dir, glue_dir,
                                                "compact_int8_safetensors", "fp32"}
     for variant in ("compact_bf16", "compact_int8"):  # the same export in PEFT's container: smaller, same values
         container = pro["storage"]["variants"][f"{variant}_safetensors"]
-        assert container["weights_format"] == "safetensors" and container["bits"] == pro["storage"]["variants"][variant]["bits"]
-        assert 0 < container["bytes_on_disk"] < pro["storage"]["variants"][variant]["bytes_on_disk"]
+        torch_export = pro["storage"]["variants"][variant]
+        assert container["weights_format"] == "safetensors" and container["bits"] == torch_export["bits"]
+        assert 0 < container["bytes_on_disk"] < torch_export["bytes_on_disk"]
         assert os.path.isfile(os.path.join(container["folder"], "adapter.safetensors"))
     compact = pro["storage"]["variants"]["compact_bf16"]
     assert compact["values_by_bits"].get("16", 0) > 0 and "32" not in compact["values_by_bits"]

@@ -159,16 +159,17 @@ def _other_compact_rows(row: dict, chosen: Sequence[dict]) -> List[dict]:
                       "mask_file_version": _mask_file_version(chosen[0], variant),
                       # the same export in another container (VARIANT_safetensors): its bytes only
                       "other_formats": {k: v["bytes_on_disk"] for k, v in chosen[0]["storage"]["variants"].items()
-                                        if k.startswith(f"{variant}_")}, "compact_test": scores, "other_metrics": _other_metrics(row["task"], tests)})
+                                        if k.startswith(f"{variant}_")},
+                      "compact_test": scores, "other_metrics": _other_metrics(row["task"], tests)})
     return extra
 
 
 def _other_metrics(task: str, tests: Sequence[dict]) -> Dict[str, Tuple[float, float]]:
     """Test mean and std over seeds of each metric of the task besides its main one (MRPC: accuracy beside F1,
     which a constant 'equivalent' answer already puts at about 81), where every seed measured it."""
-    main = get_task(task).main_metric
-    return {m: mean_and_std([t[m] for t in tests]) for m in get_task(task).metrics
-            if m != main and all(m in t for t in tests)}
+    spec = get_task(task)
+    return {m: mean_and_std([t[m] for t in tests]) for m in spec.metrics
+            if m != spec.main_metric and all(m in t for t in tests)}
 
 
 def grid_edge(row: dict) -> Optional[str]:
@@ -250,8 +251,8 @@ def label_offsets(anchors: Sequence[Tuple[float, float]], texts: Sequence[str], 
         width, height = 0.6 * font_size * len(text), 1.2 * font_size
         boxes = [((x + dx, y + dy, x + dx + width, y + dy + height) if align == "left" else
                   (x + dx - width, y + dy, x + dx, y + dy + height), (dx, dy, align)) for dx, dy, align in _LABEL_SIDES]
-        free = [(b, side) for b, side in boxes if not any(_overlap(b, p) for p in placed)
-                and (bounds is None or (bounds[0] <= b[0] and b[2] <= bounds[2] and bounds[1] <= b[1] and b[3] <= bounds[3]))]
+        free = [(b, side) for b, side in boxes
+                if not any(_overlap(b, p) for p in placed) and (bounds is None or _inside(b, bounds))]
         box, side = free[0] if free else boxes[0]
         placed.append(box)
         chosen.append(side)
@@ -260,6 +261,10 @@ def label_offsets(anchors: Sequence[Tuple[float, float]], texts: Sequence[str], 
 
 def _overlap(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _inside(box: Box, bounds: Box) -> bool:
+    return bounds[0] <= box[0] and box[2] <= bounds[2] and bounds[1] <= box[1] and box[3] <= bounds[3]
 
 
 def _bytes_tick(value: float) -> str:
