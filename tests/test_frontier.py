@@ -219,7 +219,7 @@ def test_goal_compares_each_propetl_point_with_the_best_peer_of_no_more_bytes():
     # Smaller than every peer and beating larger ones counts, once both sides have three seeds.
     small = summarise(peers + seeds("proadapter_bn8_k0.5", "propetl", 100, [95.0, 95.0, 95.0]))["stsb"]
     (check,) = goal_check(small)
-    assert check["beats"] == ["peft_fourierft_n1000", "peft_vblora"] and check["reached"]
+    assert check["beats"] == ["peft_fourierft_n1000", "peft_vblora"] and check["reached"] and check["clear"]
     # ... and a one-seed larger peer it also beats does not hold it back (its three-seed peers are the evidence)
     one_seed_peer = seeds("peft_lora_r8", "peft", 3000, [60.0])
     (check,) = goal_check(summarise(peers + one_seed_peer + seeds("proadapter_bn8_k0.5", "propetl", 100,
@@ -229,7 +229,15 @@ def test_goal_compares_each_propetl_point_with_the_best_peer_of_no_more_bytes():
     beaten = [r for r in records if r["method"] != "peft_fourierft_n1000"]
     check = {c["method"]: c for c in goal_check(summarise(beaten)["stsb"])}["prolora_r8"]
     assert check["peer"] == "peft_vblora" and check["margin"] == pytest.approx(1.0) and check["reached"]
-    assert "| reached |" in markdown(summarise(beaten), "cmd")
+    # ... but a lead of one seed std (85 ± 1 against 84 ± 0) is a tie, and the verdict says so
+    assert not check["clear"] and "| reached, within noise |" in markdown(summarise(beaten), "cmd")
+    clear = [r for r in beaten if r["method"] != "prolora_r8"] + seeds("prolora_r8", "propetl", 300, [85.0, 85.5, 86.0])
+    (check,) = [c for c in goal_check(summarise(clear)["stsb"]) if c["method"] == "prolora_r8"]
+    assert check["clear"] and "| reached |" in markdown(summarise(clear), "cmd")
+    # Smaller than every peer, the lead is taken over the beaten peer it leads most clearly.
+    close = summarise(peers + seeds("proadapter_bn8_k0.5", "propetl", 100, [83.0, 85.0, 87.0]))["stsb"]
+    (check,) = goal_check(close)
+    assert check["beats"] == ["peft_vblora"] and check["reached"] and not check["clear"]
 
 
 def test_a_further_compact_export_is_a_row_of_its_own_scored_by_its_reload():

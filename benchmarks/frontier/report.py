@@ -94,7 +94,8 @@ def goal_check(rows: Sequence[dict]) -> List[dict]:
     peers of at least as many bytes that score no more than it. ``reached``: the point is on or above the
     peers' frontier with something to show for it, on at least GOAL_SEEDS seeds on both sides: margin >= 0,
     or, when no peer is that small, it beats a larger peer (one with GOAL_SEEDS seeds, where it beats any);
-    ``shown``: the same without the seed count. ``noise``: the largest seed std involved."""
+    ``shown``: the same without the seed count. ``noise``: the largest seed std involved. ``clear``: shown, and
+    the lead over a compared peer exceeds the larger seed std of the two (else the point only ties)."""
     peers = [r for r in rows if r["family"] != "propetl"]
     checks = []
     for row in sorted((r for r in rows if r["family"] == "propetl"), key=lambda r: r["bytes"]):
@@ -112,8 +113,14 @@ def goal_check(rows: Sequence[dict]) -> List[dict]:
                        "peer_test_mean": best["test_mean"] if best else None, "margin": margin,
                        "beats": [p["method"] for p in beats], "seeds": seeds,
                        "noise": max([row["test_std"]] + [p["test_std"] for p in compared]),
-                       "shown": shown, "reached": shown and seeds >= GOAL_SEEDS})
+                       "shown": shown, "reached": shown and seeds >= GOAL_SEEDS,
+                       "clear": shown and any(_clear_lead(row, p) for p in compared)})
     return checks
+
+
+def _clear_lead(row: dict, peer: dict) -> bool:
+    """Whether ``row`` leads ``peer`` by more than the larger of their two seed stds."""
+    return row["test_mean"] - peer["test_mean"] > max(row["test_std"], peer["test_std"])
 
 
 def _goal_lines(rows: Sequence[dict]) -> List[str]:
@@ -121,12 +128,13 @@ def _goal_lines(rows: Sequence[dict]) -> List[str]:
     if not checks:
         return []
     lines = [f"Goal (issue 16): a ProPETL point scoring at least the best peer of no more bytes (or, smaller than "
-             f"every peer, beating a larger one), both sides on {GOAL_SEEDS} or more seeds.", "",
+             f"every peer, beating a larger one), both sides on {GOAL_SEEDS} or more seeds; 'within noise': the "
+             f"lead is no more than the larger seed std of the two, a tie.", "",
              "| ProPETL point | bytes | test | best peer of no more bytes | its test | margin | peers it beats "
              "with fewer bytes | seeds | largest seed std | goal |", "|---|---:|---:|---|---:|---:|---|---:|---:|---|"]
     for c in checks:
-        verdict = ("reached" if c["reached"] else f"open (fewer than {GOAL_SEEDS} seeds)" if c["shown"]
-                   else "not reached")
+        verdict = (("reached" if c["clear"] else "reached, within noise") if c["reached"]
+                   else f"open (fewer than {GOAL_SEEDS} seeds)" if c["shown"] else "not reached")
         peer = (f"{_label(c['peer'])} ({c['peer_bytes']:,} B) | {c['peer_test_mean']:.2f} | {c['margin']:+.2f}"
                 if c["peer"] else "none this small | – | –")
         lines.append(f"| {_label(c['method'])} | {c['bytes']:,} | {c['test_mean']:.2f} | {peer} | "
