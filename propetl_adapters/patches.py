@@ -185,17 +185,22 @@ class _DropInactiveWarning(logging.Filter):
         return "none are activated" not in record.getMessage()
 
 
-# Reason: task masks and the hypernetwork live below the shared dict; upstream train_adapter unfreezes only
-# its direct values. Also: upstream activates the adapters by resetting them inside a forward context opened
-# before they are active, which logs "none are activated" on every first train_adapter; that warning is
-# dropped here only, where we know it is spurious.
-def _train_adapter(self, adapter_setup, train_embeddings=False):
+# Reason: upstream reset_adapter (called by set_active_adapters, so by train_adapter and
+# load_adapter(set_active=True)) opens a forward context before any adapter is active, which logs "none are
+# activated" though nothing runs forward; the warning is dropped there only, where we know it is spurious.
+def _reset_adapter(self):
     quiet = _DropInactiveWarning()
     _mixin_logger.addFilter(quiet)
     try:
-        _upstream_train_adapter(self, adapter_setup, train_embeddings)
+        _upstream_reset_adapter(self)
     finally:
         _mixin_logger.removeFilter(quiet)
+
+
+# Reason: task masks and the hypernetwork live below the shared dict; upstream train_adapter unfreezes only
+# its direct values.
+def _train_adapter(self, adapter_setup, train_embeddings=False):
+    _upstream_train_adapter(self, adapter_setup, train_embeddings)
     names = parse_composition(adapter_setup).flatten()
     for name in self.base_model.shared_parameters:
         config = self.adapters_config.get(name) if name in names else None
@@ -293,6 +298,7 @@ _upstream_model_load_adapter = _patch(ModelAdaptersMixin, "load_adapter", _model
 _upstream_trainer_save = _patch(AdapterTrainer, "_save", _trainer_save)
 _upstream_parse_config_string = _patch(adapters.utils, "parse_adapter_config_string", _parse_config_string)
 _upstream_train_adapter = _patch(ModelAdaptersMixin, "train_adapter", _train_adapter)
+_upstream_reset_adapter = _patch(ModelAdaptersMixin, "reset_adapter", _reset_adapter)
 _upstream_add_prediction_head_from_config = _patch(ModelWithFlexibleHeadsAdaptersMixin,
                                                    "add_prediction_head_from_config", _add_prediction_head_from_config)
 

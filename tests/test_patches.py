@@ -34,6 +34,7 @@ PATCHED = {
     "adapters.trainer.AdapterTrainer._save": "b8e8f90792cdfc3d",
     "adapters.utils.parse_adapter_config_string": "44ee6f48846815ac",
     "adapters.model_mixin.ModelAdaptersMixin.train_adapter": "c78ec33dd193a7ed",
+    "adapters.model_mixin.ModelAdaptersMixin.reset_adapter": "4552f6e44da2297a",
     "adapters.model_mixin.ModelAdaptersMixin.save_adapter": "b452108e7000f974",
     "adapters.model_mixin.ModelAdaptersMixin.load_adapter": "96dae66d7a174d4f",
     "adapters.heads.model_mixin.ModelWithFlexibleHeadsAdaptersMixin.add_prediction_head_from_config": "ec4e59e8f032d227",
@@ -93,11 +94,17 @@ def test_relied_on_internals_are_unchanged(owner, attribute):
         f"{owner.__name__}.{attribute} changed upstream; re-check the code that relies on it")
 
 
-def test_train_adapter_does_not_warn_that_no_adapter_is_active(caplog):
-    from tests.conftest import build_adapter_model
+@pytest.mark.parametrize("config", ["proadapter[reduction_factor=8]", "seq_bn[reduction_factor=8]"])
+def test_activating_adapters_does_not_warn_that_no_adapter_is_active(caplog, tmp_path, config):
+    from adapters import AutoAdapterModel
+
+    from tests.conftest import build_adapter_model, tiny_config
     with caplog.at_level("WARNING", logger="adapters.model_mixin"):
-        model = build_adapter_model("bert", "proadapter[reduction_factor=8]")  # add_adapter + train_adapter
-    assert "none are activated" not in caplog.text
+        model = build_adapter_model("bert", config)  # add_adapter + train_adapter
+        model.save_adapter(str(tmp_path), "task")
+        reloaded = AutoAdapterModel.from_config(tiny_config("bert"))
+        reloaded.load_adapter(str(tmp_path), set_active=True)
+    assert "none are activated" not in caplog.text and reloaded.active_adapters is not None
     model.set_active_adapters(None)  # the warning itself is untouched elsewhere
     with caplog.at_level("WARNING", logger="adapters.model_mixin"):
         model(input_ids=__import__("torch").tensor([[2, 3, 4]]))
