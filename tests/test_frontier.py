@@ -280,6 +280,18 @@ def test_figure_labels_of_close_points_take_sides_that_do_not_overlap():
     assert len(crowded) == 5 and crowded[4] == (5, 6, "left")
 
 
+def test_figure_labels_avoid_other_points_error_bars_but_not_at_the_cost_of_overlapping_labels():
+    # Another method's error bar runs through the label's first side (above right): the label moves below.
+    bar = (130.0, 103.0, 137.0, 140.0)
+    (side,) = label_offsets([(100.0, 100.0)], ["VB-LoRA (PEFT)"], 7, obstacles=[bar])
+    assert side == (5, -11, "left")
+    # Bars on every side: a side clear of labels still wins over one that covers an earlier label.
+    everywhere = [(0.0, 0.0, 400.0, 300.0)]
+    first, second = label_offsets([(100.0, 100.0), (130.0, 100.0)], ["VB-LoRA (PEFT)", "ProAdapter bn 32"], 7,
+                                  obstacles=everywhere)
+    assert first == (5, 6, "left") and second != first
+
+
 @pytest.mark.parametrize("points, expected", [
     ([(100, 80.0)], [0]),
     ([(100, 80.0), (200, 85.0), (50, 70.0)], [2, 0, 1]),  # each buys score with bytes: all on the frontier

@@ -249,19 +249,21 @@ Box = Tuple[float, float, float, float]  # x0, y0, x1, y1
 
 
 def label_offsets(anchors: Sequence[Tuple[float, float]], texts: Sequence[str], font_size: float,
-                  bounds: Optional[Box] = None) -> List[Tuple[int, int, str]]:
+                  bounds: Optional[Box] = None, obstacles: Sequence[Box] = ()) -> List[Tuple[int, int, str]]:
     """For each point (its position in points) and its label, the first side of _LABEL_SIDES where the label's
-    box (width estimated from its length) stays inside ``bounds`` (the axes) and overlaps no label placed
-    before it; the first side if none is free."""
+    box (width estimated from its length) stays inside ``bounds`` (the axes) and overlaps neither a label placed
+    before it nor one of ``obstacles`` (the drawn markers and error bars); failing that, the first side clear of
+    labels, then the first side."""
     placed: List[Box] = []
     chosen = []
     for (x, y), text in zip(anchors, texts):
         width, height = 0.6 * font_size * len(text), 1.2 * font_size
         boxes = [((x + dx, y + dy, x + dx + width, y + dy + height) if align == "left" else
                   (x + dx - width, y + dy, x + dx, y + dy + height), (dx, dy, align)) for dx, dy, align in _LABEL_SIDES]
-        free = [(b, side) for b, side in boxes
-                if not any(_overlap(b, p) for p in placed) and (bounds is None or _inside(b, bounds))]
-        box, side = free[0] if free else boxes[0]
+        clear_of_labels = [(b, side) for b, side in boxes
+                           if not any(_overlap(b, p) for p in placed) and (bounds is None or _inside(b, bounds))]
+        free = [(b, side) for b, side in clear_of_labels if not any(_overlap(b, o) for o in obstacles)]
+        box, side = (free or clear_of_labels or boxes)[0]
         placed.append(box)
         chosen.append(side)
     return chosen
@@ -273,6 +275,22 @@ def _overlap(a: Box, b: Box) -> bool:
 
 def _inside(box: Box, bounds: Box) -> bool:
     return bounds[0] <= box[0] and box[2] <= bounds[2] and bounds[1] <= box[1] and box[3] <= bounds[3]
+
+
+# Half the width, in points, of a marker and of an error bar's caps (capsize=3), as obstacles for labels.
+_MARKER_HALF_WIDTH = 3.5
+
+
+def _drawn_boxes(rows: Sequence[dict], axes, to_points: float) -> List[Box]:
+    """The box, in points, of every drawn point with its error bar (the further exports' squares have none)."""
+    boxes = []
+    for r in rows:
+        std = 0.0 if "@" in r["method"] else r["test_std"]
+        (x, low), (_, high) = (to_points * axes.transData.transform((r["bytes"], r["test_mean"] + sign * std))
+                               for sign in (-1, 1))
+        boxes.append((x - _MARKER_HALF_WIDTH, min(low, high) - _MARKER_HALF_WIDTH,
+                      x + _MARKER_HALF_WIDTH, max(low, high) + _MARKER_HALF_WIDTH))
+    return boxes
 
 
 def _bytes_tick(value: float) -> str:
@@ -329,7 +347,8 @@ def plot(summary: Dict[str, List[dict]], out_dir: str) -> List[str]:
         texts = [_label(r["method"]) for r in labelled]
         extent = axes.get_window_extent()
         bounds = (to_points * extent.x0, to_points * extent.y0, to_points * extent.x1, to_points * extent.y1)
-        for r, text, (dx, dy, align) in zip(labelled, texts, label_offsets(anchors, texts, LABEL_FONT_SIZE, bounds)):
+        sides = label_offsets(anchors, texts, LABEL_FONT_SIZE, bounds, _drawn_boxes(rows, axes, to_points))
+        for r, text, (dx, dy, align) in zip(labelled, texts, sides):
             axes.annotate(text, (r["bytes"], r["test_mean"]), fontsize=LABEL_FONT_SIZE, ha=align,
                           xytext=(dx, dy), textcoords="offset points")
         path = os.path.join(out_dir, f"frontier_{task}.png")
