@@ -3,7 +3,8 @@
 from propetl_adapters.atomic import atomic_write_json, atomic_write_text  # noqa: F401
 from propetl_adapters.data.glue import GlueDataError, get_task, tokenize_split  # noqa: F401
 from propetl_adapters.data.metrics import mean_and_std  # noqa: F401
-from propetl_adapters.experiments.common import ExperimentError, head_bytes, load_adapter_model  # noqa: F401
+from propetl_adapters.experiments.common import (  # noqa: F401
+    ExperimentError, head_bytes, load_adapter_model, versions)
 from propetl_adapters.experiments.glue import (  # noqa: F401
     add_task_head, limit_rows, load_task_data, parse_arguments, prepare_training_args, run, strip_prefix, trainer_metrics)
 from propetl_adapters.heads import POOLINGS  # noqa: F401

@@ -18,7 +18,7 @@ from typing import Dict, Optional
 
 from ._project import (HEAD_FILES, NO_DECAY_TYPES, add_task_head, bits_by_width, bls_bits, head_bytes, limit_rows,
                        load_adapter_model, load_task_data, parse_arguments, prepare_training_args, strip_prefix,
-                       tokenize_split, trainer_metrics)
+                       tokenize_split, trainer_metrics, versions)
 from .plan import VBLORA_SUBVECTORS, Method
 
 PEFT_INSTALL = "pip install 'propetl-adapters[peers]' (or pip install peft)"
@@ -193,4 +193,4 @@ def train_peft(argv, method: Method, command_line: Optional[str] = None) -> dict
                          "dtype": "bf16 autocast" if training_args.bf16 else "fp32"},
             "examples": {k: len(v) for k, v in rows.items()},
             "wall_time_seconds": time.time() - started, "command_line": command_line,
-            "versions": {"peft": peft.__version__, "torch": torch.__version__}}
+            "versions": {**versions(), "peft": peft.__version__}}

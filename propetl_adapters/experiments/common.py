@@ -6,6 +6,7 @@ import glob
 import json
 import logging
 import os
+import platform
 import sys
 from typing import Any, Dict, List, Optional
 
@@ -87,7 +88,31 @@ def plain_method_name(config) -> str:
 
 def versions() -> dict:
     return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
-            "adapters": adapters.__version__, "propetl_adapters": __version__}
+            "adapters": adapters.__version__, "propetl_adapters": __version__, "machine": machine()}
+
+
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def machine() -> dict:
+    """The CPU a run trained on: the same seeded run scored differently on two CPU models (MRPC, session 37), so a
+    record reproduces to the digit only on the CPU it names. Native bf16 instructions are listed because bf16
+    autocast takes another path where they exist."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:  # not Linux: the platform's own name is all there is
+        pass
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": model, "bf16_instructions": [flag for flag in BF16_CPU_FLAGS if flag in flags],
+            "torch_threads": torch.get_num_threads(), "cuda": cuda}
 
 
 # ---------------------------------------------------------------------------
