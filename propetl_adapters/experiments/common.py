@@ -94,13 +94,13 @@ def versions() -> dict:
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-def machine() -> dict:
+def machine(cpuinfo_path: str = "/proc/cpuinfo") -> dict:
     """The CPU a run trained on: the same seeded run scored differently on two CPU models (MRPC, session 37), so a
     record reproduces to the digit only on the CPU it names. Native bf16 instructions are listed because bf16
     autocast takes another path where they exist."""
     model, flags = platform.processor() or platform.machine(), set()
     try:
-        with open("/proc/cpuinfo") as cpuinfo:
+        with open(cpuinfo_path) as cpuinfo:
             for line in cpuinfo:
                 key, _, value = line.partition(":")
                 if key.strip() == "model name":
