@@ -460,3 +460,38 @@ def test_progress_names_the_run_time_of_a_run_folder_picked_up_again():
         " (its run_glue.py run took 1800 s)"
     assert _run_time({"wall_time_seconds": 1850.0, "run_wall_time_seconds": 1800.0}) == ""  # trained in this call
     assert _run_time({"wall_time_seconds": 900.0}) == ""  # PEFT runs have no run_glue.py time
+
+
+# ---------------------------------------------------------------------------
+# Comparing two record folders (did a rerun reproduce?)
+# ---------------------------------------------------------------------------
+
+
+def _write_record(folder, run_id, validation, test, int8=None, machine=None):
+    os.makedirs(folder, exist_ok=True)
+    record = {"run_id": run_id, "validation_score": validation, "test_score": test,
+              "versions": {"machine": machine} if machine else {"torch": "2.13.0"}}
+    if int8 is not None:
+        record["compact_test_scores"] = {"compact_int8": int8}
+    with open(os.path.join(folder, f"{run_id}.json"), "w") as handle:
+        json.dump(record, handle)
+
+
+def test_compare_pairs_runs_by_id_and_tables_what_moved(tmp_path, capsys):
+    from benchmarks.frontier.compare import main
+    first, second, out = tmp_path / "a", tmp_path / "b", tmp_path / "compare.md"
+    amx = {"cpu": "Xeon", "bf16_instructions": ["amx_bf16"], "torch_threads": 2, "cuda": None}
+    _write_record(first, "mrpc__x__lr0.002__seed42__e5", 85.0, 84.0, int8=84.5)
+    _write_record(second, "mrpc__x__lr0.002__seed42__e5", 86.0, 83.0, int8=83.5, machine=amx)
+    _write_record(first, "mrpc__y__lr0.01__seed42__e5", 80.0, 81.0)
+    _write_record(second, "mrpc__y__lr0.01__seed42__e5", 80.0, 81.0, machine=amx)
+    _write_record(first, "mrpc__only_here__lr0.01__seed42__e5", 70.0, 70.0)
+    assert main([str(first), str(second), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text == out.read_text()
+    assert "(second): 2." in text and "only_here" not in text
+    assert "first not recorded; second Xeon (amx_bf16, 2 threads)" in text
+    moved = "| 85.00 → 86.00 (+1.00) | 84.00 → 83.00 (-1.00) | 84.50 → 83.50 (-1.00) |"
+    assert f"| mrpc__x__lr0.002__seed42__e5 {moved}" in text
+    assert "| 80.00 → 80.00 (+0.00) | 81.00 → 81.00 (+0.00) | – |" in text
+    assert "identical in 1 of 2 pairs; |change| mean 0.50, largest 1.00" in text

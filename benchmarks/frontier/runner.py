@@ -217,11 +217,16 @@ def load_record(settings: Settings, r: Run) -> Optional[dict]:
 
 
 def load_all_records(settings: Settings) -> List[dict]:
+    return read_records(settings.records_dir)
+
+
+def read_records(records_dir: str) -> List[dict]:
+    """Every ``*.json`` record of a folder, by file name; a missing folder has none."""
     records = []
-    if os.path.isdir(settings.records_dir):
-        for name in sorted(os.listdir(settings.records_dir)):
+    if os.path.isdir(records_dir):
+        for name in sorted(os.listdir(records_dir)):
             if name.endswith(".json"):
-                with open(os.path.join(settings.records_dir, name), encoding="utf-8") as handle:
+                with open(os.path.join(records_dir, name), encoding="utf-8") as handle:
                     records.append(json.load(handle))
     return records
 
