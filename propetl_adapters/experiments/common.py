@@ -3,6 +3,7 @@ name and storage figures recorded in ``all_results.json``, software versions, JS
 
 import dataclasses
 import glob
+import importlib.metadata
 import json
 import logging
 import os
@@ -86,9 +87,21 @@ def plain_method_name(config) -> str:
     return getattr(config, "architecture", None) or type(config).__name__
 
 
+# Unpinned dependencies that touch training or scoring: a run that does not repeat may differ in one of them.
+RECORDED_PACKAGES = ("accelerate", "datasets", "numpy", "tokenizers", "safetensors", "scikit-learn", "scipy")
+
+
 def versions() -> dict:
     return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
-            "adapters": adapters.__version__, "propetl_adapters": __version__, "machine": machine()}
+            "adapters": adapters.__version__, "propetl_adapters": __version__,
+            "packages": {name: installed_version(name) for name in RECORDED_PACKAGES}, "machine": machine()}
+
+
+def installed_version(distribution: str) -> Optional[str]:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")

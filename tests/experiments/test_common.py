@@ -1,6 +1,8 @@
 """What the runners share (propetl_adapters/experiments/common.py)."""
 
-from propetl_adapters.experiments.common import machine, versions
+import numpy
+
+from propetl_adapters.experiments.common import RECORDED_PACKAGES, installed_version, machine, versions
 
 
 def test_machine_names_the_cpu_and_its_native_bf16_instructions(tmp_path):
@@ -24,3 +26,9 @@ def test_machine_falls_back_to_the_platform_without_cpuinfo(tmp_path):
 
 def test_versions_carry_the_machine():
     assert versions()["machine"] == machine()
+
+
+def test_versions_name_the_unpinned_packages_and_none_for_a_missing_one():
+    assert versions()["packages"]["numpy"] == numpy.__version__
+    assert set(versions()["packages"]) == set(RECORDED_PACKAGES)
+    assert installed_version("no-such-distribution-here") is None
