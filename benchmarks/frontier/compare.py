@@ -2,8 +2,8 @@
 
     python -m benchmarks.frontier.compare docs/runs/frontier_mrpc/records docs/runs/frontier_mrpc_amx/records
 
-A seeded run repeats to the digit on one machine, but the same runs moved on another CPU (MRPC, session 37), so
-the table names each side's machine where its record has one.
+A seeded run repeats to the digit on one machine, but the same runs moved on another (MRPC, session 37: another
+CPU, perhaps other package versions), so the table names each side's machine where its record has one.
 """
 
 from __future__ import annotations
