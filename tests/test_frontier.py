@@ -469,12 +469,11 @@ def test_progress_names_the_run_time_of_a_run_folder_picked_up_again():
 
 def _write_record(folder, run_id, validation, test, int8=None, machine=None):
     os.makedirs(folder, exist_ok=True)
-    record = {"run_id": run_id, "validation_score": validation, "test_score": test,
-              "versions": {"machine": machine} if machine else {"torch": "2.13.0"}}
+    record = _record("peft_vera_r1024", 2e-2, 42, validation, test)
+    record.update(run_id=run_id, versions={"machine": machine} if machine else {"torch": "2.13.0"})
     if int8 is not None:
         record["compact_test_scores"] = {"compact_int8": int8}
-    with open(os.path.join(folder, f"{run_id}.json"), "w") as handle:
-        json.dump(record, handle)
+    (folder / f"{run_id}.json").write_text(json.dumps(record))
 
 
 def test_compare_pairs_runs_by_id_and_tables_what_moved(tmp_path, capsys):

@@ -127,7 +127,6 @@ def _best_weights_callback(parameters: Dict[str, "object"], metric: str):
 def train_peft(argv, method: Method, command_line: Optional[str] = None) -> dict:
     """Train, select, test and save one PEFT method; ``argv`` are run_glue.py arguments (``--output_dir`` is where
     the adapter folders and the head go). Returns the run's results (scores, storage per format, head)."""
-    import torch
     from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, set_seed
 
     peft = require_peft()

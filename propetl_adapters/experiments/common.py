@@ -108,9 +108,9 @@ BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 def machine(cpuinfo_path: str = "/proc/cpuinfo") -> dict:
-    """The CPU a run trained on: the same seeded run scored differently on two CPU models (MRPC, session 37), so a
-    record reproduces to the digit only on the CPU it names. Native bf16 instructions are listed because bf16
-    autocast takes another path where they exist."""
+    """The machine a run trained on: the same seeded runs scored differently on another machine (MRPC, session 37),
+    whose CPU, unlike what could be seen of the earlier one, has native bf16 instructions; they are listed because
+    bf16 autocast may take another path where they exist (the cause is not isolated)."""
     model, flags = platform.processor() or platform.machine(), set()
     try:
         with open(cpuinfo_path) as cpuinfo:
